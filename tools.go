@@ -1,0 +1,23 @@
+//go:build tools
+
+// Package tools pins modules that the project uses before code imports them.
+package tools
+import (
+ _ "github.com/go-chi/chi/v5"
+ _ "github.com/prometheus/client_golang/prometheus"
+ _ "github.com/prometheus/client_golang/prometheus/promhttp"
+ _ "github.com/prometheus/client_golang/prometheus/collectors"
+ _ "github.com/prometheus/client_golang/prometheus/testutil"
+ _ "go.opentelemetry.io/otel"
+ _ "go.opentelemetry.io/otel/trace"
+ _ "go.opentelemetry.io/otel/trace/noop"
+ _ "github.com/pkoukk/tiktoken-go"
+ _ "github.com/pkoukk/tiktoken-go-loader"
+ _ "github.com/goccy/go-yaml"
+ _ "go.uber.org/goleak"
+ _ "golang.org/x/sync/errgroup"
+ _ "github.com/openai/openai-go/v3"
+ _ "github.com/tidwall/gjson"
+ _ "github.com/tidwall/sjson"
+ _ "github.com/prometheus/common/expfmt"
+)
