@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/telemetry"
+	"github.com/llmgate/llmgate/tokenizer"
+)
+
+// otherModel is the metric label of a model the gateway does not serve.
+const otherModel = "other"
+
+// account is step 7, the one place a request's outcome is recorded: metrics and the access-log
+// line. It never logs prompt or completion text, nor any credential.
+func (g *Gateway) account(ctx context.Context, st *requestState) {
+	d := time.Since(st.start)
+	route := st.kind.path()
+	g.metrics.Finish(route, st.modelLabel, st.status, st.outcome, d)
+	u, source := g.tokens(st)
+	if st.model != nil {
+		g.metrics.Tokens(st.modelLabel, source, u.input, u.output)
+	}
+	if !g.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 20)
+	attrs = append(attrs,
+		slog.String("request_id", st.id),
+		slog.String("route", route),
+		slog.String("model", st.req.model),
+		slog.Bool("stream", st.req.stream),
+		slog.Int("status", st.status),
+		slog.String("outcome", st.outcome),
+		slog.Duration("duration", d),
+	)
+	if st.model != nil && st.backend != "" {
+		attrs = append(attrs, slog.String("served_model", st.model.upstream),
+			slog.String("backend", st.backend),
+			slog.Duration("upstream_duration", st.upstreamTotal))
+	}
+	if !st.firstToken.IsZero() {
+		attrs = append(attrs, slog.Duration("ttft", st.firstToken.Sub(st.start)),
+			slog.Duration("upstream_ttft", st.upstreamTTFT))
+	}
+	if source != "" {
+		attrs = append(attrs, slog.Int("input_tokens", u.input), slog.Int("output_tokens", u.output),
+			slog.String("token_source", source))
+	}
+	if st.err != nil {
+		attrs = append(attrs, slog.String("error", st.err.Error()))
+	}
+	g.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+// tokens returns the request's token counts: the backend's usage when it sent one, else an
+// estimate for a request that reached a backend, else nothing (source "").
+func (g *Gateway) tokens(st *requestState) (usage, string) {
+	if st.usage.ok {
+		return st.usage, telemetry.SourceUpstream
+	}
+	if st.model == nil || st.backend == "" || st.upstreamStart.IsZero() || st.status >= 400 && st.status != statusClientClosed {
+		return usage{}, ""
+	}
+	c := st.model.counter
+	return usage{input: countInput(c, st.req), output: c.CountBytes(st.streamed)}, telemetry.SourceEstimated
+}
+
+// countInput estimates a request's prompt tokens: chat messages by OpenAI's counting rules,
+// completion prompts and embedding inputs as text.
+func countInput(c *tokenizer.Counter, req apiRequest) int {
+	js := unsafeString(req.body)
+	switch req.kind {
+	case routeChat:
+		var msgs []tokenizer.Message
+		gjson.Get(js, "messages").ForEach(func(_, m gjson.Result) bool {
+			msgs = append(msgs, tokenizer.Message{Role: m.Get("role").String(),
+				Name: m.Get("name").String(), Content: messageText(m.Get("content"))})
+			return true
+		})
+		return c.CountMessages(msgs)
+	case routeCompletions:
+		return countTexts(c, gjson.Get(js, "prompt"))
+	default:
+		return countTexts(c, gjson.Get(js, "input"))
+	}
+}
+
+// messageText is a message's content as text: a string, or the text parts of an array.
+func messageText(content gjson.Result) string {
+	if !content.IsArray() {
+		return content.String()
+	}
+	var s string
+	content.ForEach(func(_, part gjson.Result) bool {
+		if t := part.Get("text"); t.Type == gjson.String {
+			s += t.Str
+		}
+		return true
+	})
+	return s
+}
+
+// countTexts counts a prompt or input: a string, an array of strings, or token IDs.
+func countTexts(c *tokenizer.Counter, v gjson.Result) int {
+	switch {
+	case v.Type == gjson.String:
+		return c.Count(v.Str)
+	case v.IsArray():
+		n := 0
+		v.ForEach(func(_, e gjson.Result) bool {
+			switch {
+			case e.Type == gjson.String:
+				n += c.Count(e.Str)
+			case e.Type == gjson.Number:
+				n++ // a token ID
+			case e.IsArray():
+				n += len(e.Array()) // one prompt given as token IDs
+			}
+			return true
+		})
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Outcomes, the values of the outcome label and log field.
+const (
+	outcomeOK              = "ok"
+	outcomeUpstreamError   = "upstream_error"
+	outcomeClientCancelled = "client_cancelled"
+	outcomeTimeout         = "timeout"
+	outcomeShed            = "shed"
+	outcomeInvalid         = "invalid"
+	outcomeNoBackend       = "no_backend"
+)
+
+// statusClientClosed is nginx's and Caddy's status for a client that went away; it is logged,
+// never sent.
+const statusClientClosed = 499
+
+// Causes recorded on contexts, read back with context.Cause to label an outcome.
+var (
+	errChunkTimeout = errors.New("upstream sent nothing within chunk_timeout")
+	errClientGone   = errors.New("client closed the request")
+	errShuttingDown = errors.New("gateway is shutting down")
+)
+
+// apiError is an error the gateway answers itself, in OpenAI's error shape.
+type apiError struct {
+	status     int
+	typ        string // OpenAI's error.type
+	code       string // OpenAI's error.code; empty is null
+	param      string // the request field at fault; empty is null
+	msg        string
+	outcome    string
+	retryAfter time.Duration // sets Retry-After when > 0
+	cause      error
+}
+
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%s: %v", e.msg, e.cause)
+	}
+	return e.msg
+}
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+func errInvalid(param, format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param,
+		msg: fmt.Sprintf(format, a...), outcome: outcomeInvalid}
+}
+
+func errModelNotFound(model string) *apiError {
+	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "model_not_found",
+		param: "model", msg: fmt.Sprintf("The model %q does not exist or is not served by this gateway.", model),
+		outcome: outcomeInvalid}
+}
+
+func errTooLarge(limit int64) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error",
+		code: "request_too_large", msg: fmt.Sprintf("Request body is larger than the limit of %d bytes.", limit),
+		outcome: outcomeInvalid}
+}
+
+func errNoBackend(model string) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "no_healthy_backend",
+		msg: fmt.Sprintf("No healthy backend can serve model %q right now; retry later.", model),
+		outcome: outcomeNoBackend, retryAfter: time.Second}
+}
+
+func errDraining() *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
+		msg: "The gateway is shutting down; retry on another replica.", outcome: outcomeShed,
+		retryAfter: time.Second, cause: errShuttingDown}
+}
+
+func errUpstreamTransport(backend string, cause error) *apiError {
+	return &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_unreachable",
+		msg: fmt.Sprintf("Backend %q could not be reached.", backend), outcome: outcomeUpstreamError, cause: cause}
+}
+
+func errUpstreamTimeout(backend string, cause error) *apiError {
+	return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "upstream_timeout",
+		msg: fmt.Sprintf("Backend %q did not answer in time.", backend), outcome: outcomeTimeout, cause: cause}
+}
+
+func errClientClosed(cause error) *apiError {
+	return &apiError{status: statusClientClosed, msg: "client closed request", outcome: outcomeClientCancelled, cause: cause}
+}
+
+func errNotFoundRoute(path string) *apiError {
+	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",
+		msg: fmt.Sprintf("Unknown request URL: %s.", path), outcome: outcomeInvalid}
+}
+
+func errMethod(method, path string) *apiError {
+	return &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error", code: "method_not_allowed",
+		msg: fmt.Sprintf("Method %s is not allowed on %s.", method, path), outcome: outcomeInvalid}
+}
+
+func errInternal(cause error) *apiError {
+	return &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: "Internal gateway error.",
+		outcome: outcomeUpstreamError, cause: cause}
+}
+
+// asAPIError returns err as an apiError, wrapping anything else as an internal error.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return errInternal(err)
+}
+
+type errorBody struct {
+	Error errorFields `json:"error"`
+}
+
+type errorFields struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// writeError is the one place the gateway writes an error of its own to a client.
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.status == statusClientClosed {
+		return // nobody is listening
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
+	}
+	w.WriteHeader(e.status)
+	body, _ := json.Marshal(errorBody{Error: errorFields{Message: e.msg, Type: e.typ,
+		Param: nullable(e.param), Code: nullable(e.code)}}) // cannot fail: strings only
+	_, _ = w.Write(append(body, '\n'))
+}

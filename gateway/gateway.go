@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmgate/llmgate/telemetry"
+	"github.com/llmgate/llmgate/tokenizer"
+)
+
+// Options are the dependencies of a Gateway beside its config. Zero fields take defaults.
+type Options struct {
+	// Logger receives the access log and the gateway's own messages. Nil discards them.
+	Logger *slog.Logger
+	// Registry is where the gateway registers and serves its metrics. Nil means a new
+	// registry with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Version is reported by llmgate_build_info and -version.
+	Version string
+}
+
+// Gateway is the running proxy. It is safe for concurrent use; Run serves it.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *telemetry.Metrics
+	client   *http.Client
+	backends []*backend
+	models   atomic.Pointer[modelTable]
+	discover *discoverer // nil when models are configured
+	draining atomic.Bool
+	rr       atomic.Uint64 // rotates ties between equally loaded backends
+	buffers  sync.Pool     // *bytes.Buffer for buffered relays
+	idPrefix string
+	idSeq    atomic.Uint64
+	started  time.Time // reported as the creation time of model cards
+}
+
+// New builds a gateway from a validated config. It does no I/O; Run starts serving.
+func New(cfg Config, opts Options) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: opts.Logger, reg: opts.Registry, idPrefix: newIDPrefix(), started: time.Now()}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.reg == nil {
+		g.reg = telemetry.NewRegistry()
+	}
+	g.buffers.New = func() any { return new(bytes.Buffer) }
+	g.client = &http.Client{Transport: newTransport(cfg.Upstream),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var err error
+	prefixed := telemetry.Prefixed(g.reg)
+	if g.metrics, err = telemetry.NewMetrics(prefixed, opts.Version); err != nil {
+		return nil, err
+	}
+	byName := map[string]*backend{}
+	for _, bc := range cfg.Backends {
+		b, err := newBackend(bc)
+		if err != nil {
+			return nil, err
+		}
+		g.backends = append(g.backends, b)
+		byName[b.name] = b
+	}
+	if err := registerBackendMetrics(prefixed, g.backends); err != nil {
+		return nil, err
+	}
+	if len(cfg.Models) == 0 {
+		counter, err := tokenizer.New(defaultTokenizer)
+		if err != nil {
+			return nil, fmt.Errorf("load tokenizer: %w", err)
+		}
+		g.discover = &discoverer{backends: g.backends, client: g.client, counter: counter, log: g.log,
+			interval: cfg.Upstream.DiscoveryInterval.D(), publish: g.models.Store}
+		g.models.Store(newModelTable(nil))
+		return g, nil
+	}
+	table, err := staticModels(cfg.Models, byName, tokenizer.New)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer: %w", err)
+	}
+	g.models.Store(table)
+	return g, nil
+}
+
+// Run listens on the public and admin addresses and serves until ctx is done, then shuts down
+// in order: /readyz turns 503 and new requests are refused, in-flight requests and streams get
+// shutdown_grace to finish, then background loops stop. It returns nil after a clean shutdown.
+func (g *Gateway) Run(ctx context.Context) error {
+	pub, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	adm, err := net.Listen("tcp", g.cfg.AdminListen)
+	if err != nil {
+		_ = pub.Close()
+		return fmt.Errorf("listen admin: %w", err)
+	}
+	if g.discover != nil {
+		g.discover.refresh(ctx) // serve the models the backends list now, before the first request
+	}
+	public := g.newServer(g.publicRoutes())
+	admin := g.newServer(g.adminRoutes())
+	g.log.Info("listening", slog.String("listen", pub.Addr().String()),
+		slog.String("admin_listen", adm.Addr().String()), slog.Int("backends", len(g.backends)))
+
+	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Go(func() { serveErr <- serve(public, pub) })
+	wg.Go(func() { serveErr <- serve(admin, adm) })
+	g.startLoops(loopCtx, &wg)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+	g.shutdown(public, admin)
+	stopLoops()
+	wg.Wait()
+	return runErr
+}
+
+// startLoops starts the background loops, each owned by Run through wg.
+func (g *Gateway) startLoops(ctx context.Context, wg *sync.WaitGroup) {
+	probeClient := &http.Client{Transport: g.client.Transport}
+	for _, b := range g.backends {
+		p := &prober{b: b, client: probeClient, interval: g.cfg.Upstream.HealthInterval.D(), log: g.log}
+		wg.Go(func() { p.run(ctx) })
+	}
+	if g.discover != nil {
+		wg.Go(func() { g.discover.run(ctx) })
+	}
+}
+
+func serve(s *http.Server, l net.Listener) error {
+	if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+// shutdown drains the public server within shutdown_grace, cutting what is still running
+// after it, then closes the admin server.
+func (g *Gateway) shutdown(public, admin *http.Server) {
+	g.draining.Store(true)
+	grace := g.cfg.ShutdownGrace.D()
+	g.log.Info("shutting down", slog.Duration("grace", grace))
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := public.Shutdown(ctx); err != nil {
+		g.log.Warn("grace period over; cutting open requests", slog.Any("error", err))
+		_ = public.Close()
+	}
+	actx, acancel := context.WithTimeout(context.Background(), time.Second)
+	defer acancel()
+	if err := admin.Shutdown(actx); err != nil {
+		_ = admin.Close()
+	}
+	g.client.CloseIdleConnections()
+}
+
+func (g *Gateway) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+}

@@ -1,0 +1,163 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+)
+
+// requestState is everything the gateway learns about one request, filled in step by step and
+// recorded once by account.
+type requestState struct {
+	start      time.Time
+	id         string
+	kind       routeKind
+	modelLabel string // the metric label: a served model's name, else "other"
+	model      *model
+	req        apiRequest
+	backend    string
+	status     int
+	outcome    string
+	err        error
+
+	upstreamStart   time.Time
+	upstreamHeaders time.Duration // until the backend's response headers
+	upstreamTotal   time.Duration // until the backend's last byte
+	firstToken      time.Time     // the first content delta reached the client
+	lastToken       time.Time
+	upstreamTTFT    time.Duration // from sending upstream to reading the first content delta
+
+	usage    usage
+	streamed []byte // streamed text, for estimates when the backend reports no usage
+}
+
+// fail records err as the request's outcome.
+func (st *requestState) fail(e *apiError) {
+	st.status, st.outcome, st.err = e.status, e.outcome, e
+}
+
+// handle returns the handler of one OpenAI route. Its body is the request path of DESIGN §1.
+func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
+	active := g.metrics.Active(kind.path())
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := &requestState{start: time.Now(), id: requestID(r.Context()), kind: kind,
+			modelLabel: otherModel, status: http.StatusOK, outcome: outcomeOK}
+		active.Inc()
+		defer func() {
+			active.Dec()
+			g.account(r.Context(), st)
+		}()
+		if err := g.serve(w, r, st); err != nil {
+			e := asAPIError(err)
+			st.fail(e)
+			writeError(w, e)
+		}
+	}
+}
+
+// serve runs the steps of the request path. An error it returns has not been written yet.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, st *requestState) error {
+	if g.draining.Load() {
+		return errDraining()
+	}
+	req, err := g.readRequest(r, st.kind) // step 2: parse once
+	if err != nil {
+		return err
+	}
+	st.req = req
+	m, err := g.lookupModel(req.model)
+	if err != nil {
+		return err
+	}
+	st.model, st.modelLabel = m, m.name
+	if err := g.admit(r, st); err != nil { // step 3
+		return err
+	}
+	if err := g.batch(r, st); err != nil { // step 4
+		return err
+	}
+	return g.forward(w, r, st) // steps 5 and 6
+}
+
+// readRequest reads the body within the size limit and parses the fields the gateway acts on.
+func (g *Gateway) readRequest(r *http.Request, kind routeKind) (apiRequest, error) {
+	limit := g.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return apiRequest{}, errTooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return apiRequest{}, errTooLarge(limit)
+		}
+		if r.Context().Err() != nil {
+			return apiRequest{}, errClientClosed(err)
+		}
+		return apiRequest{}, errInvalid("", "Could not read the request body.")
+	}
+	return parseRequest(kind, body)
+}
+
+func (g *Gateway) lookupModel(name string) (*model, error) {
+	if m := g.models.Load().byName[name]; m != nil {
+		return m, nil
+	}
+	return nil, errModelNotFound(name)
+}
+
+// admit is step 3: rate limits, the degradation decision and the concurrency queue. None is
+// configured yet, so every request is admitted.
+func (g *Gateway) admit(*http.Request, *requestState) error { return nil }
+
+// batch is step 4: joining small compatible requests. Batching is not configured yet, so each
+// request goes upstream on its own.
+func (g *Gateway) batch(*http.Request, *requestState) error { return nil }
+
+// forward is steps 5 and 6: pick a backend of the model's pool, send, and relay the answer.
+// A connection that could not be made is retried on another backend; nothing else is, since
+// the backend may already be generating.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *requestState) error {
+	body, injectedUsage, err := patchRequest(st.req, st.model.upstream)
+	if err != nil {
+		return errInternal(err)
+	}
+	var tried []*backend
+	var lastErr error
+	for {
+		b := pick(st.model.pool, tried, g.rr.Add(1))
+		if b == nil {
+			if lastErr != nil {
+				return lastErr
+			}
+			return errNoBackend(st.model.name)
+		}
+		st.backend = b.name
+		a, err := g.send(r, st, b, body)
+		if err == nil {
+			defer a.close()
+			return g.relay(w, r, st, a, injectedUsage)
+		}
+		var e *apiError
+		if !errors.As(err, &e) || !isDialError(e.cause) {
+			return err
+		}
+		b.setUp(false, g.log, err)
+		tried, lastErr = append(tried, b), err
+	}
+}
+
+// relay is step 6: it hands the response to the stream or the buffered relay.
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt, injectedUsage bool) error {
+	if isEventStream(a.resp) && a.resp.StatusCode < 300 {
+		g.relayStream(w, r, st, a, injectedUsage)
+		return nil
+	}
+	return g.relayBuffered(w, r, st, a)
+}
+
+func isEventStream(resp *http.Response) bool {
+	ct := resp.Header.Get("Content-Type")
+	return len(ct) >= 17 && ct[:17] == "text/event-stream"
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// maxPooledBuffer is the largest response buffer kept for reuse; larger ones are left to the GC.
+const maxPooledBuffer = 1 << 20
+
+// relayBuffered relays a non-streaming answer, or any error answer: it reads the whole body
+// (so that it can read usage and set Server-Timing), then writes status, headers and body as
+// the backend sent them. An upstream's own error status and body reach the client unchanged.
+func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt) error {
+	buf := g.buffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			g.buffers.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(a.resp.Body); err != nil {
+		return g.classify(r, a, err)
+	}
+	st.upstreamTotal = time.Since(st.upstreamStart)
+	body, status := buf.Bytes(), a.resp.StatusCode
+	st.status, st.outcome = status, outcomeForStatus(status)
+	if status < 300 {
+		st.usage = usageFrom(gjson.Get(unsafeString(body), "usage"))
+		if !st.usage.ok {
+			st.streamed = appendResponseText(st.streamed, st.req.kind, body)
+		}
+	}
+	h := w.Header()
+	copyResponseHeaders(h, a.resp.Header)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-LLMGate-Backend", st.backend)
+	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamTotal, st.upstreamTotal))
+	w.WriteHeader(status)
+	if _, err := w.Write(body); err != nil {
+		st.fail(errClientClosed(err))
+	}
+	return nil
+}
+
+// outcomeForStatus labels an upstream's answer by its status.
+func outcomeForStatus(status int) string {
+	switch {
+	case status >= 500 || status == http.StatusTooManyRequests:
+		return outcomeUpstreamError
+	case status >= 400:
+		return outcomeInvalid
+	default:
+		return outcomeOK
+	}
+}
+
+// usage is a request's token counts; ok is false when the backend reported none.
+type usage struct {
+	input, output int
+	ok            bool
+}
+
+// usageFrom reads an OpenAI usage object.
+func usageFrom(u gjson.Result) usage {
+	if !u.IsObject() {
+		return usage{}
+	}
+	in := u.Get("prompt_tokens")
+	out := u.Get("completion_tokens")
+	if !in.Exists() && !out.Exists() {
+		return usage{}
+	}
+	return usage{input: int(in.Int()), output: int(out.Int()), ok: true}
+}
+
+// appendResponseText appends the generated text of a non-streaming answer, for estimates.
+func appendResponseText(dst []byte, kind routeKind, body []byte) []byte {
+	path := "choices.#.message.content"
+	if kind == routeCompletions {
+		path = "choices.#.text"
+	} else if kind == routeEmbeddings {
+		return dst
+	}
+	for _, t := range gjson.Get(unsafeString(body), path).Array() {
+		dst = append(dst, t.Str...)
+	}
+	return dst
+}
+
+// serverTiming formats a Server-Timing value with the gateway's own time and the upstream's,
+// in milliseconds.
+func serverTiming(gateway, upstream time.Duration) string {
+	b := make([]byte, 0, 48)
+	b = append(b, "gateway;dur="...)
+	b = strconv.AppendFloat(b, ms(max(gateway, 0)), 'f', 3, 64)
+	b = append(b, ", upstream;dur="...)
+	b = strconv.AppendFloat(b, ms(upstream), 'f', 3, 64)
+	return string(b)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// unsafeString views b as a string without copying, so that gjson reads it without
+// allocating. The string must not outlive b's contents; callers copy what they keep.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// routeKind says which OpenAI endpoint a request came in on.
+type routeKind uint8
+
+const (
+	routeChat routeKind = iota
+	routeCompletions
+	routeEmbeddings
+)
+
+// path is the route's path, used as the route label: a bounded value.
+func (k routeKind) path() string {
+	switch k {
+	case routeChat:
+		return "/v1/chat/completions"
+	case routeCompletions:
+		return "/v1/completions"
+	default:
+		return "/v1/embeddings"
+	}
+}
+
+// apiRequest is what the gateway reads from a request body, once. Every other field stays in
+// body untouched.
+type apiRequest struct {
+	kind   routeKind
+	body   []byte
+	model  string
+	stream bool
+	// clientUsage is true when the client itself set stream_options.include_usage.
+	clientUsage bool
+	// maxTokens is max_completion_tokens, else max_tokens; 0 when neither is set.
+	maxTokens int64
+}
+
+// parseRequest validates the fields the gateway acts on and reads them. It rejects a body that
+// is not a JSON object, lacks a model, or has a stream flag or stream_options of the wrong type;
+// everything else is the backend's to judge.
+func parseRequest(kind routeKind, body []byte) (apiRequest, error) {
+	r := apiRequest{kind: kind, body: body}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
+		return r, errInvalid("", "The request body must be a JSON object.")
+	}
+	model := gjson.GetBytes(body, "model")
+	if model.Type != gjson.String || model.Str == "" {
+		return r, errInvalid("model", "You must provide a model parameter as a non-empty string.")
+	}
+	r.model = model.Str
+	if kind == routeEmbeddings {
+		return r, nil
+	}
+	switch s := gjson.GetBytes(body, "stream"); s.Type {
+	case gjson.True:
+		r.stream = true
+	case gjson.False, gjson.Null:
+	default:
+		return r, errInvalid("stream", "stream must be a boolean, got %s.", s.Raw)
+	}
+	switch so := gjson.GetBytes(body, "stream_options"); {
+	case !so.Exists() || so.Type == gjson.Null:
+	case !so.IsObject():
+		return r, errInvalid("stream_options", "stream_options must be an object, got %s.", so.Raw)
+	default:
+		r.clientUsage = so.Get("include_usage").Type == gjson.True
+	}
+	for _, key := range []string{"max_completion_tokens", "max_tokens"} {
+		if v := gjson.GetBytes(body, key); v.Type == gjson.Number {
+			r.maxTokens = v.Int()
+			break
+		}
+	}
+	return r, nil
+}
+
+// patchRequest rewrites only the keys the gateway must change: the model name sent upstream,
+// and stream_options.include_usage on a stream whose client did not ask for usage, so the
+// gateway can count tokens. It reports whether it added include_usage. Every other byte of
+// the body stays as the client sent it.
+func patchRequest(r apiRequest, upstreamModel string) (body []byte, injectedUsage bool, err error) {
+	body = r.body
+	if upstreamModel != r.model {
+		if body, err = sjson.SetBytes(body, "model", upstreamModel); err != nil {
+			return nil, false, fmt.Errorf("set model: %w", err)
+		}
+	}
+	if r.stream && !r.clientUsage {
+		if so := gjson.GetBytes(body, "stream_options"); so.Type == gjson.Null {
+			body, err = sjson.SetRawBytes(body, "stream_options", []byte(`{"include_usage":true}`))
+		} else {
+			body, err = sjson.SetBytes(body, "stream_options.include_usage", true)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("set stream_options.include_usage: %w", err)
+		}
+		injectedUsage = true
+	}
+	return body, injectedUsage, nil
+}

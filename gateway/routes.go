@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// publicRoutes is the OpenAI-compatible API. /metrics and /admin are not on it.
+func (g *Gateway) publicRoutes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(g.recoverPanics, g.withRequestID)
+	r.Post("/v1/chat/completions", g.handle(routeChat))
+	r.Post("/v1/completions", g.handle(routeCompletions))
+	r.Post("/v1/embeddings", g.handle(routeEmbeddings))
+	r.Get("/v1/models", g.listModels)
+	r.Get("/v1/models/*", g.getModel) // model IDs may contain slashes (org/name)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+	r.Get("/readyz", g.ready)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFoundRoute(r.URL.Path)) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errMethod(r.Method, r.URL.Path))
+	})
+	return r
+}
+
+// adminRoutes is the operators' listener.
+func (g *Gateway) adminRoutes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(g.recoverPanics)
+	r.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+	return r
+}
+
+// ready answers 503 while draining or while no backend is healthy.
+func (g *Gateway) ready(w http.ResponseWriter, _ *http.Request) {
+	if g.draining.Load() {
+		writeText(w, http.StatusServiceUnavailable, "draining")
+		return
+	}
+	for _, b := range g.backends {
+		if b.up.Load() {
+			writeText(w, http.StatusOK, "ok")
+			return
+		}
+	}
+	writeText(w, http.StatusServiceUnavailable, "no healthy backend")
+}
+
+func writeText(w http.ResponseWriter, status int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(s + "\n"))
+}
+
+// modelCard is one entry of /v1/models, in OpenAI's shape.
+type modelCard struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func (g *Gateway) card(name string) modelCard {
+	return modelCard{ID: name, Object: "model", Created: g.started.Unix(), OwnedBy: "llmgate"}
+}
+
+func (g *Gateway) listModels(w http.ResponseWriter, _ *http.Request) {
+	t := g.models.Load()
+	list := struct {
+		Object string      `json:"object"`
+		Data   []modelCard `json:"data"`
+	}{Object: "list", Data: make([]modelCard, 0, len(t.names))}
+	for _, n := range t.names {
+		list.Data = append(list.Data, g.card(n))
+	}
+	writeJSON(w, list)
+}
+
+func (g *Gateway) getModel(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "*")
+	if _, err := g.lookupModel(id); err != nil {
+		writeError(w, asAPIError(err))
+		return
+	}
+	writeJSON(w, g.card(id))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, errInternal(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// recoverPanics turns a handler's panic into a 500 and a log line. http.ErrAbortHandler, the
+// deliberate abort of a failed stream, passes on so that net/http cuts the connection.
+func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
+				panic(v)
+			}
+			g.log.Error("handler panic", slog.String("request_id", requestID(r.Context())),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			writeError(w, errInternal(fmt.Errorf("panic: %v", v)))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type requestIDKey struct{}
+
+// withRequestID takes the client's X-Request-Id when it is sane, or makes one, and returns it
+// on the response.
+func (g *Gateway) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = g.idPrefix + strconv.FormatUint(g.idSeq.Add(1), 36)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// validRequestID accepts up to 128 visible ASCII characters, so that a client's ID cannot
+// break a header or a log line.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newIDPrefix returns a random per-process prefix; IDs are the prefix and a counter, unique
+// across replicas without a random read per request.
+func newIDPrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:]) + "-"
+}

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/llmgate/llmgate/gateway/sse"
+	"github.com/llmgate/llmgate/telemetry"
+)
+
+// relayStream relays an SSE answer event by event, flushing each as soon as it is complete,
+// while it times the first token and the gaps between tokens and takes usage from the last
+// chunk that carries it. Comments and keep-alives pass unchanged. When the gateway itself asked
+// for usage, the usage-only chunk is dropped before the client sees it.
+//
+// Once the headers are out the status is fixed: a stream that fails afterwards is aborted with
+// http.ErrAbortHandler, never ended with [DONE].
+func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt, injectedUsage bool) {
+	h := w.Header()
+	copyResponseHeaders(h, a.resp.Header)
+	h.Set("X-LLMGate-Backend", st.backend)
+	h.Set("X-Accel-Buffering", "no") // tell a buffering proxy in front to pass events on at once
+	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamHeaders, st.upstreamHeaders))
+	w.WriteHeader(a.resp.StatusCode)
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		st.fail(errClientClosed(err))
+		return
+	}
+	obs := g.metrics.Stream(st.modelLabel, st.backend)
+	dec := sse.NewDecoder(a.resp.Body)
+	var inBandError bool
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			g.endStream(w, r, st, a, obs, err, inBandError)
+			return
+		}
+		read := time.Now()
+		var c chunkInfo
+		if !ev.Comment && len(ev.Data) > 0 && !sse.IsDone(ev.Data) {
+			c = inspectChunk(st, ev.Data)
+			inBandError = inBandError || c.err
+			if c.usageOnly && injectedUsage {
+				continue
+			}
+		}
+		if _, err := w.Write(ev.Raw); err != nil {
+			st.fail(errClientClosed(err))
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			st.fail(errClientClosed(err))
+			return
+		}
+		if c.content {
+			st.tokenWritten(obs, read)
+		}
+	}
+}
+
+// tokenWritten times a content delta that reached the client; read is when it left the backend.
+func (st *requestState) tokenWritten(obs telemetry.StreamObserver, read time.Time) {
+	now := time.Now()
+	if st.firstToken.IsZero() {
+		st.firstToken = now
+		st.upstreamTTFT = read.Sub(st.upstreamStart)
+		telemetry.Observe(obs.TTFT, now.Sub(st.start))
+		telemetry.Observe(obs.UpstreamTTFT, st.upstreamTTFT)
+	} else {
+		telemetry.Observe(obs.InterToken, now.Sub(st.lastToken))
+	}
+	st.lastToken = now
+}
+
+// endStream records how a stream ended. A clean end writes the ttft trailer; a failure aborts
+// the client's connection, so that the client cannot take a cut stream for a whole one.
+func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt,
+	obs telemetry.StreamObserver, err error, inBandError bool) {
+	st.upstreamTotal = time.Since(st.upstreamStart)
+	if !st.firstToken.IsZero() {
+		telemetry.Observe(obs.Generation, st.lastToken.Sub(st.firstToken))
+	}
+	if errors.Is(err, io.EOF) {
+		if inBandError {
+			st.outcome = outcomeUpstreamError
+		}
+		if !st.firstToken.IsZero() {
+			w.Header().Set(http.TrailerPrefix+"Server-Timing",
+				"ttft;dur="+strconv.FormatFloat(ms(st.firstToken.Sub(st.start)), 'f', 3, 64))
+		}
+		return
+	}
+	var e *apiError
+	if errors.Is(err, sse.ErrEventTooLarge) {
+		e = errUpstreamTransport(st.backend, err)
+	} else {
+		e = g.classify(r, a, err)
+	}
+	st.outcome, st.err = e.outcome, e
+	if e.status == statusClientClosed {
+		st.status = statusClientClosed
+		return
+	}
+	panic(http.ErrAbortHandler) // handle's deferred account still records the request
+
+}
+
+// chunkInfo is what the gateway reads from one streamed chunk.
+type chunkInfo struct {
+	content   bool // carries generated content (text, reasoning or a tool call)
+	usageOnly bool // carries usage and no choices
+	err       bool // an in-band {"error": ...} event
+}
+
+var (
+	usageKey = []byte(`"usage"`)
+	errorKey = []byte(`"error"`)
+)
+
+// inspectChunk reads one chunk's data: usage, content and in-band errors. It allocates nothing
+// unless it must keep streamed text for an estimate.
+func inspectChunk(st *requestState, data []byte) chunkInfo {
+	var c chunkInfo
+	js := unsafeString(data)
+	if bytes.Contains(data, errorKey) && gjson.Get(js, "error").Exists() {
+		c.err = true
+		return c
+	}
+	if bytes.Contains(data, usageKey) {
+		if u := usageFrom(gjson.Get(js, "usage")); u.ok {
+			st.usage = u
+			ch := gjson.Get(js, "choices")
+			c.usageOnly = ch.IsArray() && ch.Raw == "[]"
+		}
+	}
+	choice := gjson.Get(js, "choices.0")
+	if !choice.Exists() {
+		return c
+	}
+	if st.req.kind == routeCompletions {
+		return c.withText(st, choice.Get("text"))
+	}
+	delta := choice.Get("delta")
+	c = c.withText(st, delta.Get("content"))
+	c = c.withText(st, delta.Get("reasoning_content"))
+	c = c.withText(st, delta.Get("reasoning"))
+	if delta.Get("tool_calls").Exists() {
+		c.content = true
+	}
+	return c
+}
+
+// withText notes a non-empty text field and keeps its text for an estimate.
+func (c chunkInfo) withText(st *requestState, t gjson.Result) chunkInfo {
+	if t.Type == gjson.String && t.Raw != `""` {
+		c.content = true
+		st.streamed = append(st.streamed, t.Str...)
+	}
+	return c
+}

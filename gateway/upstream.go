@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// attempt is one request sent to one backend.
+type attempt struct {
+	b      *backend
+	resp   *http.Response
+	ctx    context.Context // the upstream request's context; read its Cause to label a failure
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // cancels ctx when a body read waits longer than chunk_timeout
+}
+
+// close releases everything the attempt holds.
+func (a *attempt) close() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	if a.resp != nil {
+		_ = a.resp.Body.Close()
+	}
+	a.cancel(nil)
+	a.b.release()
+}
+
+// send makes one attempt at b. Its context derives from the client's, so a client that goes
+// away cancels the upstream request, and generation stops.
+func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byte) (*attempt, error) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	a := &attempt{b: b, ctx: ctx, cancel: cancel}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url(st.kind.path()), bytes.NewReader(body))
+	if err != nil {
+		a.close()
+		return nil, errInternal(err)
+	}
+	copyRequestHeaders(req.Header, r.Header)
+	req.Header.Set("X-Request-Id", st.id)
+	if req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if b.authz != "" {
+		req.Header.Set("Authorization", b.authz)
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		req.Header.Set("X-Forwarded-For", appendForwarded(r.Header.Get("X-Forwarded-For"), ip))
+	}
+	st.upstreamStart = time.Now()
+	resp, err := g.client.Do(req)
+	if err != nil {
+		e := g.classify(r, a, err)
+		a.close()
+		return nil, e
+	}
+	st.upstreamHeaders = time.Since(st.upstreamStart)
+	a.resp = resp
+	d := g.cfg.Upstream.ChunkTimeout.D()
+	a.timer = time.AfterFunc(d, func() { cancel(errChunkTimeout) })
+	resp.Body = &timedBody{r: resp.Body, t: a.timer, d: d}
+	return a, nil
+}
+
+func appendForwarded(prior, ip string) string {
+	if prior == "" {
+		return ip
+	}
+	return prior + ", " + ip
+}
+
+// classify names why an upstream request or body read failed.
+func (g *Gateway) classify(r *http.Request, a *attempt, err error) *apiError {
+	var ne net.Error
+	switch {
+	case r.Context().Err() != nil:
+		return errClientClosed(err)
+	case errors.Is(context.Cause(a.ctx), errChunkTimeout):
+		return errUpstreamTimeout(a.b.name, errChunkTimeout)
+	case isDialError(err):
+		return errUpstreamTransport(a.b.name, err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return errUpstreamTimeout(a.b.name, err)
+	default:
+		return errUpstreamTransport(a.b.name, err)
+	}
+}
+
+// isDialError reports whether err happened while connecting, before any byte of the request
+// was sent: the one failure that is safe to retry on another backend.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// timedBody restarts the chunk timer after every read of an upstream body.
+type timedBody struct {
+	r io.ReadCloser
+	t *time.Timer
+	d time.Duration
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.t.Reset(b.d)
+	return n, err
+}
+
+func (b *timedBody) Close() error { return b.r.Close() }

@@ -1,0 +1,49 @@
+package telemetry
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// Config is the telemetry section of the gateway's config file. The zero value logs JSON at
+// level info.
+type Config struct {
+	// LogLevel is the minimum level written: debug, info, warn or error. Empty means info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is json or text. Empty means json, one object per line.
+	LogFormat string `yaml:"log_format"`
+}
+
+// WithDefaults returns c with empty fields set to their documented defaults.
+func (c Config) WithDefaults() Config {
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+	}
+	return c
+}
+
+// Validate reports every problem in c, each prefixed with its path under prefix.
+func (c Config) Validate(prefix string) error {
+	var errs []error
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("%slog_level: %w", prefix, err))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("%slog_format: must be json or text, got %q", prefix, c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
