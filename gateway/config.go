@@ -205,7 +205,7 @@ func (c Config) Validate() error {
 	}
 	checkAddr("listen", c.Listen)
 	checkAddr("admin_listen", c.AdminListen)
-	if c.Listen == c.AdminListen {
+	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		add("admin_listen: must differ from listen, both are %q", c.Listen)
 	}
 	if c.MaxBodyBytes < 0 {

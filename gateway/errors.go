@@ -71,7 +71,7 @@ func errTooLarge(limit int64) *apiError {
 
 func errNoBackend(model string) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "no_healthy_backend",
-		msg: fmt.Sprintf("No healthy backend can serve model %q right now; retry later.", model),
+		msg:     fmt.Sprintf("No healthy backend can serve model %q right now; retry later.", model),
 		outcome: outcomeNoBackend, retryAfter: time.Second}
 }
 
