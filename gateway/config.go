@@ -137,17 +137,21 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(b)
 }
 
-// ParseConfig is LoadConfig for YAML already in memory.
+// ParseConfig is LoadConfig for YAML already in memory. It reports every problem at once:
+// each unknown key and each invalid value, with its path.
 func ParseConfig(b []byte) (Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b), yaml.Strict())
-	// An empty document decodes to io.EOF; it goes on to Validate, which names what is missing.
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	unknown, err := unknownKeys(b)
+	if err != nil {
 		return Config{}, fmt.Errorf("parse config: %w", err)
 	}
+	var c Config
+	// An empty document decodes to io.EOF; it goes on to Validate, which names what is missing.
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, errors.Join(append(unknown, fmt.Errorf("parse config: %w", err))...)
+	}
 	c = c.withDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, err
+	if err := c.Validate(); err != nil || len(unknown) > 0 {
+		return Config{}, errors.Join(append(unknown, err)...)
 	}
 	return c, nil
 }
