@@ -140,18 +140,22 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig is LoadConfig for YAML already in memory. It reports every problem at once:
 // each unknown key and each invalid value, with its path.
 func ParseConfig(b []byte) (Config, error) {
-	unknown, err := unknownKeys(b)
+	keys, err := keyProblems(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("parse config: %w", err)
 	}
+	problems := append(keys.unknown, keys.durations...)
 	var c Config
 	// An empty document decodes to io.EOF; it goes on to Validate, which names what is missing.
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, errors.Join(append(unknown, fmt.Errorf("parse config: %w", err))...)
+		if len(keys.durations) == 0 { // else the decoder tripped on one of those, already named
+			problems = append(problems, fmt.Errorf("parse config: %w", err))
+		}
+		return Config{}, errors.Join(problems...)
 	}
 	c = c.withDefaults()
-	if err := c.Validate(); err != nil || len(unknown) > 0 {
-		return Config{}, errors.Join(append(unknown, err)...)
+	if err := c.Validate(); err != nil || len(problems) > 0 {
+		return Config{}, errors.Join(append(problems, err)...)
 	}
 	return c, nil
 }

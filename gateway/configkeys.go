@@ -5,26 +5,40 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 )
 
-// unknownKeys lists every key of the YAML document doc that has no field in Config, each with
-// its path ("backends[0].extra"). goccy/go-yaml's strict mode stops at the first one; a
-// config is checked as a whole, so this walk finds them all.
-func unknownKeys(doc []byte) ([]error, error) {
+// keyProblems lists every key of the YAML document doc that has no field in Config, and every
+// duration that does not parse, each with its path ("backends[0].extra"). goccy/go-yaml stops
+// at the first such problem and does not name a bad duration's field; a config is checked as
+// a whole, so this walk finds them all.
+func keyProblems(doc []byte) (p keyReport, err error) {
 	var tree any
 	if err := yaml.Unmarshal(doc, &tree); err != nil {
-		return nil, err
+		return p, err
 	}
-	var errs []error
-	walkKeys(tree, reflect.TypeFor[Config](), "", &errs)
-	return errs, nil
+	walkKeys(tree, reflect.TypeFor[Config](), "", &p)
+	return p, nil
 }
 
-func walkKeys(node any, t reflect.Type, path string, errs *[]error) {
+// keyReport is what keyProblems found.
+type keyReport struct {
+	unknown   []error // keys with no field
+	durations []error // durations that do not parse: the decoder fails on the first of them
+}
+
+func walkKeys(node any, t reflect.Type, path string, p *keyReport) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == reflect.TypeFor[Duration]() {
+		s, ok := node.(string)
+		if _, err := time.ParseDuration(s); !ok || err != nil {
+			p.durations = append(p.durations, fmt.Errorf("%s: must be a duration such as \"30s\", got %v", path, node))
+		}
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -41,15 +55,15 @@ func walkKeys(node any, t reflect.Type, path string, errs *[]error) {
 		for _, k := range keys {
 			ft, known := fields[k]
 			if !known {
-				*errs = append(*errs, fmt.Errorf("%s: unknown key", joinPath(path, k)))
+				p.unknown = append(p.unknown, fmt.Errorf("%s: unknown key", joinPath(path, k)))
 				continue
 			}
-			walkKeys(m[k], ft, joinPath(path, k), errs)
+			walkKeys(m[k], ft, joinPath(path, k), p)
 		}
 	case reflect.Slice:
 		if s, ok := node.([]any); ok {
 			for i, e := range s {
-				walkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+				walkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), p)
 			}
 		}
 	}

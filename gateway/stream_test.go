@@ -12,13 +12,13 @@ import (
 )
 
 const (
-	roleChunk  = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n"
-	helloChunk = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" hello"},"finish_reason":null}]}` + "\n\n"
-	worldChunk = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" world"},"finish_reason":null}]}` + "\n\n"
+	roleChunk   = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n"
+	helloChunk  = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" hello"},"finish_reason":null}]}` + "\n\n"
+	worldChunk  = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" world"},"finish_reason":null}]}` + "\n\n"
 	finishChunk = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}` + "\n\n"
-	usageChunk = `data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}}` + "\n\n"
-	doneEvent  = "data: [DONE]\n\n"
-	streamBody = `{"model":"m","stream":true,"messages":[{"role":"user","content":"say hello world"}]}`
+	usageChunk  = `data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}}` + "\n\n"
+	doneEvent   = "data: [DONE]\n\n"
+	streamBody  = `{"model":"m","stream":true,"messages":[{"role":"user","content":"say hello world"}]}`
 )
 
 func TestStreamRelaysBytesAndStripsInjectedUsage(t *testing.T) {

@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestRunDrainsOpenStreams: after Run's context ends, an open stream still finishes, new
+// connections are refused, and Run returns nil.
+func TestRunDrainsOpenStreams(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, helloChunk)
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, worldChunk+doneEvent)
+	}))
+	defer up.Close()
+	cfg := Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		Backends: []BackendConfig{{Name: "b0", URL: up.URL}},
+		Models:   []ModelConfig{{Name: "m", Backends: []string{"b0"}}}}.withDefaults()
+	logs := &syncBuffer{}
+	g, err := New(cfg, Options{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var addr, admin string
+	waitFor(t, "listening log line", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "listening" {
+				addr, admin = m["listen"].(string), m["admin_listen"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	if code := get(t, "http://"+admin+"/metrics"); code != 200 {
+		t.Errorf("admin /metrics = %d, want 200", code)
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(streamBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len(helloChunk))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("read first event: %v", err)
+	}
+	stop()
+	waitFor(t, "draining", g.draining.Load)
+	waitFor(t, "listener closed", func() bool {
+		c, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			c.Body.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != worldChunk+doneEvent {
+		t.Errorf("rest of the open stream = %q, %v; want it to finish with [DONE]", rest, err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after a clean shutdown", err)
+	}
+}
