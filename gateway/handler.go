@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -150,14 +151,19 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *requestSta
 
 // relay is step 6: it hands the response to the stream or the buffered relay.
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt, injectedUsage bool) error {
-	if isEventStream(a.resp) && a.resp.StatusCode < 300 {
+	if a.resp.StatusCode < 300 && isEventStream(a.resp, st.req.stream) {
 		g.relayStream(w, r, st, a, injectedUsage)
 		return nil
 	}
 	return g.relayBuffered(w, r, st, a)
 }
 
-func isEventStream(resp *http.Response) bool {
+// isEventStream reports whether a response is SSE: it says so, or it says nothing about its
+// type and the client asked for a stream.
+func isEventStream(resp *http.Response, asked bool) bool {
 	ct := resp.Header.Get("Content-Type")
-	return len(ct) >= 17 && ct[:17] == "text/event-stream"
+	if ct == "" {
+		return asked
+	}
+	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
 }

@@ -228,3 +228,32 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Errorf("log lines = %v, want one with outcome client_cancelled and status 499", lines)
 	}
 }
+
+// TestStreamWithoutContentType: a backend that streams without saying what it sends is still
+// relayed event by event when the client asked for a stream.
+func TestStreamWithoutContentType(t *testing.T) {
+	t.Parallel()
+	gotFirst := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil // no type, and no sniffing
+		_, _ = io.WriteString(w, helloChunk)
+		w.(http.Flusher).Flush()
+		select {
+		case <-gotFirst:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, doneEvent)
+	}))
+	defer up.Close()
+	f := newFixture(t, nil, up.URL)
+	resp := f.post(t, "/v1/chat/completions", streamBody)
+	first := make([]byte, len(helloChunk))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != helloChunk {
+		t.Fatalf("first event = %q, %v; want it relayed before the stream ends", first, err)
+	}
+	close(gotFirst)
+	if rest := readAll(t, resp.Body); rest != doneEvent {
+		t.Errorf("rest = %q, want %q", rest, doneEvent)
+	}
+}
