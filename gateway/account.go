@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -89,19 +90,20 @@ func countInput(c *tokenizer.Counter, req apiRequest) int {
 	}
 }
 
-// messageText is a message's content as text: a string, or the text parts of an array.
+// messageText is a message's content as text: a string, or the text parts of an array joined
+// with newlines, as vLLM joins them for the chat template.
 func messageText(content gjson.Result) string {
 	if !content.IsArray() {
 		return content.String()
 	}
-	var s string
+	var parts []string
 	content.ForEach(func(_, part gjson.Result) bool {
 		if t := part.Get("text"); t.Type == gjson.String {
-			s += t.Str
+			parts = append(parts, t.Str)
 		}
 		return true
 	})
-	return s
+	return strings.Join(parts, "\n")
 }
 
 // countTexts counts a prompt or input: a string, an array of strings, or token IDs.
