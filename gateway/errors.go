@@ -27,7 +27,6 @@ const statusClientClosed = 499
 // Causes recorded on contexts, read back with context.Cause to label an outcome.
 var (
 	errChunkTimeout = errors.New("upstream sent nothing within chunk_timeout")
-	errClientGone   = errors.New("client closed the request")
 	errShuttingDown = errors.New("gateway is shutting down")
 )
 

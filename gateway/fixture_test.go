@@ -184,3 +184,5 @@ func readAll(t *testing.T, r io.Reader) string {
 	}
 	return string(b)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

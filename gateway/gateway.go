@@ -128,7 +128,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
 	}
-	g.shutdown(public, admin)
+	g.shutdown(ctx, public, admin)
 	stopLoops()
 	wg.Wait()
 	return runErr
@@ -155,17 +155,19 @@ func serve(s *http.Server, l net.Listener) error {
 
 // shutdown drains the public server within shutdown_grace, cutting what is still running
 // after it, then closes the admin server.
-func (g *Gateway) shutdown(public, admin *http.Server) {
+// ctx is Run's, already done; the deadlines derive from it without its cancellation.
+func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server) {
 	g.draining.Store(true)
 	grace := g.cfg.ShutdownGrace.D()
-	g.log.Info("shutting down", slog.Duration("grace", grace))
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	g.log.InfoContext(ctx, "shutting down", slog.Duration("grace", grace))
+	base := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(base, grace)
 	defer cancel()
 	if err := public.Shutdown(ctx); err != nil {
-		g.log.Warn("grace period over; cutting open requests", slog.Any("error", err))
+		g.log.WarnContext(ctx, "grace period over; cutting open requests", slog.Any("error", err))
 		_ = public.Close()
 	}
-	actx, acancel := context.WithTimeout(context.Background(), time.Second)
+	actx, acancel := context.WithTimeout(base, time.Second)
 	defer acancel()
 	if err := admin.Shutdown(actx); err != nil {
 		_ = admin.Close()

@@ -45,10 +45,8 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 		st := &requestState{start: time.Now(), id: requestID(r.Context()), kind: kind,
 			modelLabel: otherModel, status: http.StatusOK, outcome: outcomeOK}
 		active.Inc()
-		defer func() {
-			active.Dec()
-			g.account(r.Context(), st)
-		}()
+		defer active.Dec()
+		defer g.account(r.Context(), st) // also when a failed stream panics to abort
 		if err := g.serve(w, r, st); err != nil {
 			e := asAPIError(err)
 			st.fail(e)

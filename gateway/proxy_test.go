@@ -220,3 +220,22 @@ func closedURL(t *testing.T) string {
 	l.Close()
 	return "http://" + addr
 }
+
+func TestRecoverPanics(t *testing.T) {
+	t.Parallel()
+	g := &Gateway{log: discardLogger()}
+	h := g.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
+	if rec.Code != 500 || gjson.Get(rec.Body.String(), "error.type").Str != "server_error" {
+		t.Errorf("after a panic: %d %s, want 500 with an OpenAI error body", rec.Code, rec.Body)
+	}
+	abort := g.recoverPanics(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	defer func() {
+		if v := recover(); v != http.ErrAbortHandler { //nolint:errorlint // comparing the panic value
+			t.Errorf("recovered %v, want http.ErrAbortHandler passed on", v)
+		}
+	}()
+	abort.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	t.Errorf("ErrAbortHandler was swallowed")
+}

@@ -81,10 +81,13 @@ func usageFrom(u gjson.Result) usage {
 
 // appendResponseText appends the generated text of a non-streaming answer, for estimates.
 func appendResponseText(dst []byte, kind routeKind, body []byte) []byte {
-	path := "choices.#.message.content"
-	if kind == routeCompletions {
+	var path string
+	switch kind {
+	case routeChat:
+		path = "choices.#.message.content"
+	case routeCompletions:
 		path = "choices.#.text"
-	} else if kind == routeEmbeddings {
+	default:
 		return dst
 	}
 	for _, t := range gjson.Get(unsafeString(body), path).Array() {

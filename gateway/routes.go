@@ -110,20 +110,24 @@ func writeJSON(w http.ResponseWriter, v any) {
 // deliberate abort of a failed stream, passes on so that net/http cuts the connection.
 func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
-				panic(v)
-			}
-			g.log.Error("handler panic", slog.String("request_id", requestID(r.Context())),
-				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			writeError(w, errInternal(fmt.Errorf("panic: %v", v)))
-		}()
+		defer g.recovered(r.Context(), w)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// recovered is recoverPanics' deferred half; recover works here because it is called
+// directly by the deferred call.
+func (g *Gateway) recovered(ctx context.Context, w http.ResponseWriter) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
+		panic(v)
+	}
+	g.log.ErrorContext(ctx, "handler panic", slog.String("request_id", requestID(ctx)),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	writeError(w, errInternal(fmt.Errorf("panic: %v", v)))
 }
 
 type requestIDKey struct{}

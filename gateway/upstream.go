@@ -7,16 +7,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
 // attempt is one request sent to one backend.
 type attempt struct {
-	b      *backend
-	resp   *http.Response
-	ctx    context.Context // the upstream request's context; read its Cause to label a failure
-	cancel context.CancelCauseFunc
-	timer  *time.Timer // cancels ctx when a body read waits longer than chunk_timeout
+	b        *backend
+	resp     *http.Response
+	cancel   context.CancelCauseFunc // ends the upstream request
+	timer    *time.Timer             // cancels the request when a body read waits longer than chunk_timeout
+	timedOut atomic.Bool             // set by timer before it cancels
 }
 
 // close releases everything the attempt holds.
@@ -35,7 +36,7 @@ func (a *attempt) close() {
 // away cancels the upstream request, and generation stops.
 func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byte) (*attempt, error) {
 	ctx, cancel := context.WithCancelCause(r.Context())
-	a := &attempt{b: b, ctx: ctx, cancel: cancel}
+	a := &attempt{b: b, cancel: cancel}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url(st.kind.path()), bytes.NewReader(body))
 	if err != nil {
 		a.close()
@@ -53,7 +54,7 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 		req.Header.Set("X-Forwarded-For", appendForwarded(r.Header.Get("X-Forwarded-For"), ip))
 	}
 	st.upstreamStart = time.Now()
-	resp, err := g.client.Do(req)
+	resp, err := g.client.Do(req) //nolint:bodyclose // the attempt owns the body; close() closes it
 	if err != nil {
 		e := g.classify(r, a, err)
 		a.close()
@@ -62,7 +63,10 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 	st.upstreamHeaders = time.Since(st.upstreamStart)
 	a.resp = resp
 	d := g.cfg.Upstream.ChunkTimeout.D()
-	a.timer = time.AfterFunc(d, func() { cancel(errChunkTimeout) })
+	a.timer = time.AfterFunc(d, func() {
+		a.timedOut.Store(true)
+		cancel(errChunkTimeout)
+	})
 	resp.Body = &timedBody{r: resp.Body, t: a.timer, d: d}
 	return a, nil
 }
@@ -80,7 +84,7 @@ func (g *Gateway) classify(r *http.Request, a *attempt, err error) *apiError {
 	switch {
 	case r.Context().Err() != nil:
 		return errClientClosed(err)
-	case errors.Is(context.Cause(a.ctx), errChunkTimeout):
+	case a.timedOut.Load():
 		return errUpstreamTimeout(a.b.name, errChunkTimeout)
 	case isDialError(err):
 		return errUpstreamTransport(a.b.name, err)
