@@ -9,6 +9,8 @@ LISTEN     ?= 127.0.0.1:8080
 ADMIN      ?= 127.0.0.1:8081
 SIM_LISTEN ?= 127.0.0.1:8000
 FUZZTIME   ?= 20s
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI   := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # Leaves import no other project package; the one allowed edge is sim -> tokenizer.
 LEAVES     := telemetry tokenizer gateway/sse
 
@@ -55,6 +57,12 @@ depcheck:
 	  if [ -n "$$bad" ]; then echo "depcheck: $$p imports project packages: $$bad" >&2; fail=1; fi; \
 	done; exit $$fail
 	@echo "depcheck: leaves import no other project package"
+
+## lint: golangci-lint with the linters of .golangci.yml; installs the pinned version if missing.
+lint:
+	@$(GOLANGCI) version 2>/dev/null | grep -q 'version $(GOLANGCI_VERSION:v%=%) ' || \
+	  $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	$(GOLANGCI) run ./...
 
 clean:
 	rm -rf $(BIN)
