@@ -87,11 +87,16 @@ func parseRequest(kind routeKind, body []byte) (apiRequest, error) {
 // gateway can count tokens. It reports whether it added include_usage. Every other byte of
 // the body stays as the client sent it.
 func patchRequest(r apiRequest, upstreamModel string) (body []byte, injectedUsage bool, err error) {
-	body = r.body
+	// sjson drops whatever follows the closing brace when it appends a key, so patch the
+	// object alone and put the trailing white space back.
+	body = bytes.TrimRight(r.body, " \t\r\n")
+	tail := r.body[len(body):]
+	patched := false
 	if upstreamModel != r.model {
 		if body, err = sjson.SetBytes(body, "model", upstreamModel); err != nil {
 			return nil, false, fmt.Errorf("set model: %w", err)
 		}
+		patched = true
 	}
 	if r.stream && !r.clientUsage {
 		if so := gjson.GetBytes(body, "stream_options"); so.Type == gjson.Null {
@@ -102,7 +107,10 @@ func patchRequest(r apiRequest, upstreamModel string) (body []byte, injectedUsag
 		if err != nil {
 			return nil, false, fmt.Errorf("set stream_options.include_usage: %w", err)
 		}
-		injectedUsage = true
+		injectedUsage, patched = true, true
 	}
-	return body, injectedUsage, nil
+	if !patched {
+		return r.body, false, nil
+	}
+	return append(body, tail...), injectedUsage, nil
 }

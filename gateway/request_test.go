@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -66,6 +67,7 @@ func TestPatchRequestKeepsOtherBytes(t *testing.T) {
 		{"inject into existing stream_options", `{"model":"a","stream":true,"stream_options":{"continuous_usage_stats":true},` + vendor + `}`, "a", true, true},
 		{"inject over null", `{"model":"a","stream":true,"stream_options":null,` + vendor + `}`, "a", true, true},
 		{"client asked", `{"model":"a","stream":true,"stream_options":{"include_usage":true},` + vendor + `}`, "a", false, true},
+		{"trailing white space kept", "{\"model\":\"a\",\"stream\":true,\n" + vendor + "\n}\n \r\n", "b", true, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,6 +100,9 @@ func TestPatchRequestKeepsOtherBytes(t *testing.T) {
 			}
 			if !c.wantUsageInjected && c.upstream == "a" && string(out) != c.body {
 				t.Errorf("body changed with nothing to patch:\n got %s\nwant %s", out, c.body)
+			}
+			if tail := c.body[len(strings.TrimRight(c.body, " \t\r\n")):]; !strings.HasSuffix(string(out), "}"+tail) {
+				t.Errorf("patched body %q lost the trailing %q", out, tail)
 			}
 		})
 	}
