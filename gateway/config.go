@@ -26,7 +26,12 @@ type Config struct {
 	AdminListen string `yaml:"admin_listen"`
 	// MaxBodyBytes caps a request body. Zero means 32 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// ShutdownGrace is how long in-flight requests and streams may run after SIGTERM. Zero means 30s.
+	// ShutdownDelay is how long after SIGTERM the gateway keeps serving with /readyz already
+	// answering 503, so that a load balancer stops sending before the listener closes. Zero,
+	// the default, closes the listener at once.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// ShutdownGrace is how long in-flight requests and streams may run once the listener has
+	// closed. Zero means 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// Upstream tunes the connections to the backends.
 	Upstream UpstreamConfig `yaml:"upstream"`
@@ -225,6 +230,9 @@ func (c Config) Validate() error {
 		}
 	}
 	positive("shutdown_grace", c.ShutdownGrace)
+	if c.ShutdownDelay < 0 {
+		add("shutdown_delay: must be >= 0, got %s", c.ShutdownDelay.D())
+	}
 	positive("upstream.connect_timeout", c.Upstream.ConnectTimeout)
 	positive("upstream.first_byte_timeout", c.Upstream.FirstByteTimeout)
 	positive("upstream.chunk_timeout", c.Upstream.ChunkTimeout)

@@ -38,8 +38,9 @@ type Gateway struct {
 	client   *http.Client
 	backends []*backend
 	models   atomic.Pointer[modelTable]
-	discover *discoverer // nil when models are configured
-	draining atomic.Bool
+	discover *discoverer   // nil when models are configured
+	notReady atomic.Bool   // /readyz answers 503: set first on shutdown
+	draining atomic.Bool   // new requests are refused: set once the listener closes
 	rr       atomic.Uint64 // rotates ties between equally loaded backends
 	buffers  sync.Pool     // *bytes.Buffer for buffered relays
 	idPrefix string
@@ -126,6 +127,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		g.notReady.Store(true)
+		g.log.InfoContext(ctx, "not ready; shutting down", slog.Duration("delay", g.cfg.ShutdownDelay.D()))
+		waitDelay(g.cfg.ShutdownDelay.D(), serveErr)
 	case runErr = <-serveErr:
 	}
 	g.shutdown(ctx, public, admin)
@@ -155,8 +159,22 @@ func serve(s *http.Server, l net.Listener) error {
 
 // shutdown drains the public server within shutdown_grace, cutting what is still running
 // after it, then closes the admin server.
+// waitDelay waits out shutdown_delay, unless a server fails first.
+func waitDelay(d time.Duration, serveErr <-chan error) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-serveErr:
+	}
+}
+
 // ctx is Run's, already done; the deadlines derive from it without its cancellation.
 func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server) {
+	g.notReady.Store(true)
 	g.draining.Store(true)
 	grace := g.cfg.ShutdownGrace.D()
 	g.log.InfoContext(ctx, "shutting down", slog.Duration("grace", grace))

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,28 +30,7 @@ func TestRunDrainsOpenStreams(t *testing.T) {
 		_, _ = io.WriteString(w, worldChunk+doneEvent)
 	}))
 	defer up.Close()
-	cfg := Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
-		Backends: []BackendConfig{{Name: "b0", URL: up.URL}},
-		Models:   []ModelConfig{{Name: "m", Backends: []string{"b0"}}}}.withDefaults()
-	logs := &syncBuffer{}
-	g, err := New(cfg, Options{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	var addr, admin string
-	waitFor(t, "listening log line", func() bool {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			var m map[string]any
-			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "listening" {
-				addr, admin = m["listen"].(string), m["admin_listen"].(string)
-				return true
-			}
-		}
-		return false
-	})
+	g, addr, admin, stop, done := startRun(t, up.URL, 0)
 	if code := get(t, "http://"+admin+"/metrics"); code != 200 {
 		t.Errorf("admin /metrics = %d, want 200", code)
 	}
@@ -82,4 +62,60 @@ func TestRunDrainsOpenStreams(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v, want nil after a clean shutdown", err)
 	}
+}
+
+// TestRunShutdownDelay: during shutdown_delay /readyz answers 503 while requests are still
+// served; then the listener closes.
+func TestRunShutdownDelay(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, http.StatusOK, chatAnswer)
+	_, addr, _, stop, done := startRun(t, up.URL, 2*time.Second)
+	if code := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz before shutdown = %d, want 200", code)
+	}
+	stop()
+	waitFor(t, "/readyz to answer 503", func() bool { return get(t, "http://"+addr+"/readyz") == 503 })
+	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatalf("request during shutdown_delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("request during shutdown_delay = %d, want 200", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	if c, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		c.Body.Close()
+		t.Errorf("listener still open after Run returned")
+	}
+}
+
+// startRun runs a gateway for model m on upstream on loopback ports until stop is called;
+// done yields Run's result.
+func startRun(t *testing.T, upstream string, delay time.Duration) (g *Gateway, addr, admin string, stop func(), done chan error) {
+	t.Helper()
+	cfg := Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownDelay: Duration(delay),
+		Backends: []BackendConfig{{Name: "b0", URL: upstream}},
+		Models:   []ModelConfig{{Name: "m", Backends: []string{"b0"}}}}.withDefaults()
+	logs := &syncBuffer{}
+	g, err := New(cfg, Options{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done = make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	waitFor(t, "listening log line", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "listening" {
+				addr, admin = m["listen"].(string), m["admin_listen"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return g, addr, admin, stop, done
 }

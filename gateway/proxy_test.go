@@ -166,6 +166,13 @@ func TestReadinessAndDraining(t *testing.T) {
 	if r := get(t, f.srv.URL+"/readyz"); r != 200 {
 		t.Errorf("/readyz = %d, want 200", r)
 	}
+	f.g.notReady.Store(true)
+	if r := get(t, f.srv.URL+"/readyz"); r != 503 {
+		t.Errorf("/readyz after shutdown began = %d, want 503", r)
+	}
+	if r := f.post(t, "/v1/chat/completions", `{"model":"m"}`); r.StatusCode != 200 {
+		t.Errorf("request during shutdown_delay = %d, want 200 (still served)", r.StatusCode)
+	}
 	f.g.draining.Store(true)
 	if r := get(t, f.srv.URL+"/readyz"); r != 503 {
 		t.Errorf("/readyz while draining = %d, want 503", r)

@@ -42,10 +42,10 @@ func (g *Gateway) adminRoutes() http.Handler {
 	return r
 }
 
-// ready answers 503 while draining or while no backend is healthy.
+// ready answers 503 once shutdown has begun, or while no backend is healthy.
 func (g *Gateway) ready(w http.ResponseWriter, _ *http.Request) {
-	if g.draining.Load() {
-		writeText(w, http.StatusServiceUnavailable, "draining")
+	if g.notReady.Load() {
+		writeText(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 	for _, b := range g.backends {
