@@ -48,7 +48,7 @@ e2e:
 	$(GO) test -race -count=1 -timeout 10m ./test/...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=$(FUZZTIME) ./gateway/sse
+	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./gateway/sse
 
 depcheck:
 	@fail=0; for p in $(LEAVES) sim; do \
