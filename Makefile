@@ -9,6 +9,9 @@ LISTEN     ?= 127.0.0.1:8080
 ADMIN      ?= 127.0.0.1:8081
 SIM_LISTEN ?= 127.0.0.1:8000
 FUZZTIME   ?= 20s
+BENCH_RATE     ?= 200
+BENCH_DURATION ?= 10s
+BENCHTIME      ?= 1s
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI   := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # Leaves import no other project package; the one allowed edge is sim -> tokenizer.
@@ -57,6 +60,12 @@ depcheck:
 	  if [ -n "$$bad" ]; then echo "depcheck: $$p imports project packages: $$bad" >&2; fail=1; fi; \
 	done; exit $$fail
 	@echo "depcheck: leaves import no other project package"
+
+## bench: open-loop load benchmark (llmsim direct, a plain ReverseProxy, llmgate) and the relay
+## micro-benchmarks; about 2-3 minutes. See docs/performance.md.
+bench:
+	$(GO) run ./bench/loadgen -rate $(BENCH_RATE) -duration $(BENCH_DURATION)
+	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) ./gateway/ ./gateway/sse/ ./tokenizer/
 
 ## lint: golangci-lint with the linters of .golangci.yml; installs the pinned version if missing.
 lint:

@@ -43,6 +43,7 @@ type Gateway struct {
 	draining atomic.Bool   // new requests are refused: set once the listener closes
 	rr       atomic.Uint64 // rotates ties between equally loaded backends
 	buffers  sync.Pool     // *bytes.Buffer for buffered relays
+	texts    sync.Pool     // *[]byte keeping a stream's text, so that relaying a chunk allocates nothing
 	idPrefix string
 	idSeq    atomic.Uint64
 	started  time.Time // reported as the creation time of model cards
@@ -58,6 +59,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		g.reg = telemetry.NewRegistry()
 	}
 	g.buffers.New = func() any { return new(bytes.Buffer) }
+	g.texts.New = func() any { b := make([]byte, 0, 4096); return &b }
 	g.client = &http.Client{Transport: newTransport(cfg.Upstream),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var err error
@@ -129,7 +131,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		g.notReady.Store(true)
 		g.log.InfoContext(ctx, "not ready; shutting down", slog.Duration("delay", g.cfg.ShutdownDelay.D()))
-		waitDelay(g.cfg.ShutdownDelay.D(), serveErr)
+		runErr = waitDelay(g.cfg.ShutdownDelay.D(), serveErr)
 	case runErr = <-serveErr:
 	}
 	g.shutdown(ctx, public, admin)
@@ -159,16 +161,18 @@ func serve(s *http.Server, l net.Listener) error {
 
 // shutdown drains the public server within shutdown_grace, cutting what is still running
 // after it, then closes the admin server.
-// waitDelay waits out shutdown_delay, unless a server fails first.
-func waitDelay(d time.Duration, serveErr <-chan error) {
+// waitDelay waits out shutdown_delay, unless a server fails first; it returns that failure.
+func waitDelay(d time.Duration, serveErr <-chan error) error {
 	if d <= 0 {
-		return
+		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-serveErr:
+		return nil
+	case err := <-serveErr:
+		return err
 	}
 }
 

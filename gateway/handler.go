@@ -30,7 +30,8 @@ type requestState struct {
 	upstreamTTFT    time.Duration // from sending upstream to reading the first content delta
 
 	usage    usage
-	streamed []byte // streamed text, for estimates when the backend reports no usage
+	streamed []byte  // streamed text, for estimates when the backend reports no usage
+	textBuf  *[]byte // the pooled buffer behind streamed, returned by release
 }
 
 // fail records err as the request's outcome.
@@ -46,6 +47,7 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 			modelLabel: otherModel, status: http.StatusOK, outcome: outcomeOK}
 		active.Inc()
 		defer active.Dec()
+		defer g.release(st)
 		defer g.account(r.Context(), st) // also when a failed stream panics to abort
 		if err := g.serve(w, r, st); err != nil {
 			e := asAPIError(err)

@@ -48,6 +48,16 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	return nil
 }
 
+// release returns the request's pooled stream-text buffer, unless it grew too large to keep.
+func (g *Gateway) release(st *requestState) {
+	if st.textBuf == nil || cap(st.streamed) > maxPooledBuffer {
+		return
+	}
+	*st.textBuf = st.streamed[:0]
+	g.texts.Put(st.textBuf)
+	st.textBuf, st.streamed = nil, nil
+}
+
 // outcomeForStatus labels an upstream's answer by its status.
 func outcomeForStatus(status int) string {
 	switch {

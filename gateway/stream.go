@@ -34,6 +34,8 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 		return
 	}
 	obs := g.metrics.Stream(st.modelLabel, st.backend)
+	st.textBuf = g.texts.Get().(*[]byte)
+	st.streamed = (*st.textBuf)[:0]
 	dec := sse.NewDecoder(a.resp.Body)
 	var inBandError bool
 	for {
