@@ -12,12 +12,13 @@ FUZZTIME   ?= 20s
 BENCH_RATE     ?= 200
 BENCH_DURATION ?= 10s
 BENCHTIME      ?= 1s
+SOAK_DURATION  ?= 5m
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI   := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # Leaves import no other project package; the one allowed edge is sim -> tokenizer.
 LEAVES     := telemetry tokenizer gateway/sse
 
-.PHONY: all build run test vet unit e2e fuzz depcheck lint bench clean
+.PHONY: all build run test vet unit e2e fuzz depcheck lint bench soak clean
 
 all: build
 
@@ -66,6 +67,11 @@ depcheck:
 bench:
 	$(GO) run ./bench/loadgen -rate $(BENCH_RATE) -duration $(BENCH_DURATION)
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) ./gateway/ ./gateway/sse/ ./tokenizer/
+
+## soak: mixed traffic with every injected fault for SOAK_DURATION against the built binaries,
+## then checks that llmgate leaked no goroutines, descriptors or in-flight requests.
+soak:
+	$(GO) test -tags soak -race -count=1 -run '^TestSoak$$' -timeout 0 -v ./test/ -args -soak.duration=$(SOAK_DURATION)
 
 ## lint: golangci-lint with the linters of .golangci.yml; installs the pinned version if missing.
 lint:

@@ -74,7 +74,7 @@ func newTransport(c UpstreamConfig) *http.Transport {
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   c.MaxIdleConnsPerBackend,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       c.IdleConnTimeout.D(),
 		TLSHandshakeTimeout:   c.ConnectTimeout.D(),
 		ResponseHeaderTimeout: c.FirstByteTimeout.D(),
 		ExpectContinueTimeout: 0,

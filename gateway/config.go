@@ -58,6 +58,9 @@ type UpstreamConfig struct {
 	// MaxIdleConnsPerBackend is the idle keep-alive pool per backend. Zero means 1024, sized
 	// for many concurrent long streams so that no request dials.
 	MaxIdleConnsPerBackend int `yaml:"max_idle_conns_per_backend"`
+	// IdleConnTimeout closes a keep-alive connection to a backend that has been idle this
+	// long. Zero means 90s.
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
 	// HealthInterval is how often each backend's health endpoint is probed. Zero means 5s.
 	HealthInterval Duration `yaml:"health_interval"`
 	// DiscoveryInterval is how often backends' /v1/models are listed when models are
@@ -126,6 +129,7 @@ const (
 	defaultFirstByte      = 5 * time.Minute
 	defaultChunkTimeout   = 60 * time.Second
 	defaultIdlePerBackend = 1024
+	defaultIdleConnTime   = 90 * time.Second
 	defaultHealthInterval = 5 * time.Second
 	defaultDiscovery      = 30 * time.Second
 	defaultKind           = "vllm"
@@ -175,6 +179,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&u.FirstByteTimeout, Duration(defaultFirstByte))
 	setDefault(&u.ChunkTimeout, Duration(defaultChunkTimeout))
 	setDefault(&u.MaxIdleConnsPerBackend, defaultIdlePerBackend)
+	setDefault(&u.IdleConnTimeout, Duration(defaultIdleConnTime))
 	setDefault(&u.HealthInterval, Duration(defaultHealthInterval))
 	setDefault(&u.DiscoveryInterval, Duration(defaultDiscovery))
 	c.Backends = append([]BackendConfig(nil), c.Backends...)
@@ -236,6 +241,7 @@ func (c Config) Validate() error {
 	positive("upstream.connect_timeout", c.Upstream.ConnectTimeout)
 	positive("upstream.first_byte_timeout", c.Upstream.FirstByteTimeout)
 	positive("upstream.chunk_timeout", c.Upstream.ChunkTimeout)
+	positive("upstream.idle_conn_timeout", c.Upstream.IdleConnTimeout)
 	positive("upstream.health_interval", c.Upstream.HealthInterval)
 	positive("upstream.discovery_interval", c.Upstream.DiscoveryInterval)
 	if c.Upstream.MaxIdleConnsPerBackend < 0 {

@@ -314,7 +314,11 @@ func requestLog(t *testing.T, gw *gwProc, id string) logLine {
 // scrape reads url as Prometheus text exposition.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, b := do(t, newHTTPClient(t), http.MethodGet, url, "", nil)
+	hc := newHTTPClient(t)
+	resp, b := do(t, hc, http.MethodGet, url, "", nil)
+	// Close the connection now, not at the test's end: a test that polls metrics would
+	// otherwise hold one open connection on the server per scrape.
+	hc.CloseIdleConnections()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s = %d, want 200:\n%s", url, resp.StatusCode, b)
 	}
