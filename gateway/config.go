@@ -264,13 +264,7 @@ func (c Config) validateBackends() []error {
 	seen := map[string]bool{}
 	for i, b := range c.Backends {
 		p := fmt.Sprintf("backends[%d]", i)
-		switch {
-		case b.Name == "":
-			add("%s.name: must be set", p)
-		case seen[b.Name]:
-			add("%s.name: %q is used twice", p, b.Name)
-		}
-		seen[b.Name] = true
+		checkName(add, p, b.Name, seen)
 		if u, err := url.Parse(b.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("%s.url: must be an http(s) base URL such as http://127.0.0.1:8000, got %q", p, b.URL)
 		}
@@ -289,6 +283,17 @@ func (c Config) validateBackends() []error {
 	return errs
 }
 
+// checkName reports the name at path p when it is empty or already in seen, then adds it.
+func checkName(add func(string, ...any), p, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		add("%s.name: must be set", p)
+	case seen[name]:
+		add("%s.name: %q is used twice", p, name)
+	}
+	seen[name] = true
+}
+
 func (c Config) validateModels() []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -303,13 +308,7 @@ func (c Config) validateModels() []error {
 	seen := map[string]bool{}
 	for i, m := range c.Models {
 		p := fmt.Sprintf("models[%d]", i)
-		switch {
-		case m.Name == "":
-			add("%s.name: must be set", p)
-		case seen[m.Name]:
-			add("%s.name: %q is used twice", p, m.Name)
-		}
-		seen[m.Name] = true
+		checkName(add, p, m.Name, seen)
 		if len(m.Backends) == 0 {
 			add("%s.backends: at least one backend is required", p)
 		}
