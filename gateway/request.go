@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -42,44 +43,114 @@ type apiRequest struct {
 	maxTokens int64
 }
 
+// maxNesting bounds how deeply a request body may nest arrays and objects. gjson validates
+// and reads recursively, so an unbounded depth would let one body overflow the stack, which
+// kills the process; real requests (JSON schemas in tools included) stay far below it.
+const maxNesting = 512
+
 // parseRequest validates the fields the gateway acts on and reads them. It rejects a body that
-// is not a JSON object, lacks a model, or has a stream flag or stream_options of the wrong type;
-// everything else is the backend's to judge.
+// is not a JSON object, nests too deeply, lacks a model, names a key the gateway acts on twice
+// or with escapes (the gateway and the backend could then read different values), or has a
+// stream flag or stream_options of the wrong type; everything else is the backend's to judge.
 func parseRequest(kind routeKind, body []byte) (apiRequest, error) {
 	r := apiRequest{kind: kind, body: body}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !gjson.ValidBytes(body) {
+	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return r, errInvalid("", "The request body must be a JSON object.")
 	}
-	model := gjson.GetBytes(body, "model")
+	if !shallowerThan(body, maxNesting) {
+		return r, errInvalid("", "The request body nests arrays and objects more than %d deep.", maxNesting)
+	}
+	if !gjson.ValidBytes(body) {
+		return r, errInvalid("", "The request body must be a JSON object.")
+	}
+	var (
+		model, stream, streamOptions, maxTokens, maxCompletion gjson.Result
+		err                                                    error
+	)
+	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
+		var slot *gjson.Result
+		switch k.Str {
+		case "model":
+			slot = &model
+		case "stream":
+			slot = &stream
+		case "stream_options":
+			slot = &streamOptions
+		case "max_tokens":
+			slot = &maxTokens
+		case "max_completion_tokens":
+			slot = &maxCompletion
+		default:
+			return true
+		}
+		if slot.Exists() || len(k.Raw) != len(k.Str)+2 {
+			err = errInvalid(k.Str, "The key %q appears more than once or with escapes.", k.Str)
+			return false
+		}
+		*slot = v
+		return true
+	})
+	if err != nil {
+		return r, err
+	}
 	if model.Type != gjson.String || model.Str == "" {
 		return r, errInvalid("model", "You must provide a model parameter as a non-empty string.")
 	}
-	r.model = model.Str
+	r.model = strings.Clone(model.Str) // a copy: it must not alias the body it was read from
 	if kind == routeEmbeddings {
 		return r, nil
 	}
-	switch s := gjson.GetBytes(body, "stream"); s.Type {
+	switch stream.Type {
 	case gjson.True:
 		r.stream = true
 	case gjson.False, gjson.Null:
 	default:
-		return r, errInvalid("stream", "stream must be a boolean, got %s.", s.Raw)
+		return r, errInvalid("stream", "stream must be a boolean, got %s.", stream.Raw)
 	}
-	switch so := gjson.GetBytes(body, "stream_options"); {
+	switch so := streamOptions; {
 	case !so.Exists() || so.Type == gjson.Null:
 	case !so.IsObject():
 		return r, errInvalid("stream_options", "stream_options must be an object, got %s.", so.Raw)
 	default:
 		r.clientUsage = so.Get("include_usage").Type == gjson.True
 	}
-	for _, key := range []string{"max_completion_tokens", "max_tokens"} {
-		if v := gjson.GetBytes(body, key); v.Type == gjson.Number {
+	for _, v := range []gjson.Result{maxCompletion, maxTokens} {
+		if v.Type == gjson.Number {
 			r.maxTokens = v.Int()
 			break
 		}
 	}
 	return r, nil
+}
+
+// shallowerThan reports whether the JSON text b nests arrays and objects at most limit deep.
+// It scans without recursion and does not validate.
+func shallowerThan(b []byte, limit int) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // skip the escaped byte
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			if depth++; depth > limit {
+				return false
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return true
 }
 
 // patchRequest rewrites only the keys the gateway must change: the model name sent upstream,

@@ -31,6 +31,15 @@ func TestParseRequest(t *testing.T) {
 		{"empty model", routeChat, `{"model":""}`, 400, "model", apiRequest{}},
 		{"stream string", routeChat, `{"model":"m","stream":"yes"}`, 400, "stream", apiRequest{}},
 		{"stream_options string", routeChat, `{"model":"m","stream":true,"stream_options":"x"}`, 400, "stream_options", apiRequest{}},
+		{"duplicate model", routeChat, `{"model":"public","messages":[],"model":"secret"}`, 400, "model", apiRequest{}},
+		{"escaped model key", routeChat, `{"mod\u0065l":"secret","model":"public"}`, 400, "model", apiRequest{}},
+		{"escaped model key alone", routeChat, `{"mod\u0065l":"secret"}`, 400, "model", apiRequest{}},
+		{"duplicate stream", routeChat, `{"model":"m","stream":false,"stream":true}`, 400, "stream", apiRequest{}},
+		{"duplicate in embeddings", routeEmbeddings, `{"model":"a","input":"x","model":"b"}`, 400, "model", apiRequest{}},
+		{"nested model is not the model", routeChat, `{"model":"m","metadata":{"model":"x","model":"y"}}`, 0, "", apiRequest{model: "m"}},
+		{"deep but allowed", routeChat, `{"model":"m","x":` + strings.Repeat("[", maxNesting-1) + strings.Repeat("]", maxNesting-1) + `}`, 0, "", apiRequest{model: "m"}},
+		{"too deep", routeChat, `{"model":"m","x":` + strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting) + `}`, 400, "", apiRequest{}},
+		{"brackets in strings do not count", routeChat, `{"model":"m","x":"` + strings.Repeat("[", 4*maxNesting) + `\"{"}`, 0, "", apiRequest{model: "m"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -105,5 +114,18 @@ func TestPatchRequestKeepsOtherBytes(t *testing.T) {
 				t.Errorf("patched body %q lost the trailing %q", out, tail)
 			}
 		})
+	}
+}
+
+// TestParseRequestSurvivesDeepNesting: a body that nests millions deep, well under the size
+// limit, gets a 400; validating it recursively would overflow the stack and kill the process.
+func TestParseRequestSurvivesDeepNesting(t *testing.T) {
+	t.Parallel()
+	const depth = 16 << 20 // under max_body_bytes; 4M levels did not overflow, 12M did
+	body := []byte(`{"model":"m","a":` + strings.Repeat("[", depth))
+	_, err := parseRequest(routeChat, body)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != 400 {
+		t.Errorf("parseRequest(%d-deep body) = %v, want a 400", depth, err)
 	}
 }
