@@ -26,7 +26,7 @@ const statusClientClosed = 499
 
 // Causes recorded on contexts, read back with context.Cause to label an outcome.
 var (
-	errChunkTimeout = errors.New("upstream sent nothing within chunk_timeout")
+	errChunkTimeout = errors.New("upstream sent nothing within first_byte_timeout or chunk_timeout")
 	errShuttingDown = errors.New("gateway is shutting down")
 )
 

@@ -33,6 +33,13 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 		st.fail(errClientClosed(err))
 		return
 	}
+	// Until the first token the backend may still be queueing and prefilling: that wait is
+	// bounded by first_byte_timeout, like a non-streaming answer's, not by chunk_timeout.
+	chunkTimeout := a.body.d
+	a.body.d = g.cfg.Upstream.FirstByteTimeout.D()
+	// A client that stops reading would hold the stream, and the backend, forever; each write
+	// gets chunk_timeout. The deadline is cleared for the connection's next request.
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	obs := g.metrics.Stream(st.modelLabel, st.backend)
 	st.textBuf = g.texts.Get().(*[]byte)
 	st.streamed = (*st.textBuf)[:0]
@@ -53,6 +60,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 				continue
 			}
 		}
+		_ = rc.SetWriteDeadline(read.Add(chunkTimeout)) // unsupported only by test recorders
 		if _, err := w.Write(ev.Raw); err != nil {
 			st.fail(errClientClosed(err))
 			return
@@ -62,6 +70,9 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 			return
 		}
 		if c.content {
+			if st.firstToken.IsZero() {
+				a.body.d = chunkTimeout
+			}
 			st.tokenWritten(obs, read)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -255,5 +256,82 @@ func TestStreamWithoutContentType(t *testing.T) {
 	close(gotFirst)
 	if rest := readAll(t, resp.Body); rest != doneEvent {
 		t.Errorf("rest = %q, want %q", rest, doneEvent)
+	}
+}
+
+// TestStreamFirstTokenWaitsFirstByteTimeout: before its first token a stream may be queued
+// and prefilling; that wait is bounded by first_byte_timeout, not chunk_timeout.
+func TestStreamFirstTokenWaitsFirstByteTimeout(t *testing.T) {
+	t.Parallel()
+	slowFirstToken := func(wait time.Duration) *httptest.Server {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, roleChunk) // headers and the role chunk at once, as llmsim does
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(wait):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, helloChunk+doneEvent)
+		}))
+		t.Cleanup(up.Close)
+		return up
+	}
+	cases := []struct {
+		name      string
+		firstByte time.Duration
+		wantBody  string
+		outcome   string
+	}{
+		{"within first_byte_timeout", 5 * time.Second, roleChunk + helloChunk + doneEvent, "ok"},
+		{"past first_byte_timeout", 150 * time.Millisecond, roleChunk, "timeout"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			up := slowFirstToken(400 * time.Millisecond)
+			f := newFixture(t, func(cfg *Config) {
+				cfg.Upstream.ChunkTimeout = Duration(100 * time.Millisecond)
+				cfg.Upstream.FirstByteTimeout = Duration(c.firstByte)
+			}, up.URL)
+			got, _ := io.ReadAll(f.post(t, "/v1/chat/completions", streamBody).Body)
+			if string(got) != c.wantBody {
+				t.Errorf("client got %q, want %q", got, c.wantBody)
+			}
+			f.srv.Close()
+			if v := f.requests(t, "200", c.outcome); v != 1 {
+				t.Errorf("requests_total{200,%s} = %v, want 1", c.outcome, v)
+			}
+		})
+	}
+}
+
+// TestStreamStalledClientIsNotABackendTimeout: a client that stops reading is cut after
+// chunk_timeout and counted as the client's doing, not as a backend that did not answer.
+func TestStreamStalledClientIsNotABackendTimeout(t *testing.T) {
+	t.Parallel()
+	// Keep-alive comments take the same write path as chunks without the cost of inspecting
+	// them, so the relay outruns the sockets' buffers even under -race.
+	big := ":" + strings.Repeat("x", 64<<10) + "\n\n"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 1024 { // 64 MiB: far more than the sockets between gateway and client buffer
+			if _, err := io.WriteString(w, big); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, doneEvent)
+	}))
+	defer up.Close()
+	f := newFixture(t, func(cfg *Config) { cfg.Upstream.ChunkTimeout = Duration(200 * time.Millisecond) }, up.URL)
+	resp := f.post(t, "/v1/chat/completions", streamBody)
+	waitFor(t, "the gateway to give up on the stalled client", func() bool {
+		return strings.Contains(f.logs.String(), `"msg":"request"`)
+	})
+	_, _ = io.Copy(io.Discard, resp.Body)
+	f.srv.Close()
+	if v := f.requests(t, "499", "client_cancelled"); v != 1 {
+		t.Errorf("requests_total{499,client_cancelled} = %v, want 1; log: %s", v, f.logs.String())
 	}
 }

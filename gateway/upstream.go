@@ -16,8 +16,9 @@ type attempt struct {
 	b        *backend
 	resp     *http.Response
 	cancel   context.CancelCauseFunc // ends the upstream request
-	timer    *time.Timer             // cancels the request when a body read waits longer than chunk_timeout
+	timer    *time.Timer             // cancels the request when a body read waits too long
 	timedOut atomic.Bool             // set by timer before it cancels
+	body     *timedBody              // the response body, arming timer around each read
 }
 
 // close releases everything the attempt holds.
@@ -67,7 +68,9 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 		a.timedOut.Store(true)
 		cancel(errChunkTimeout)
 	})
-	resp.Body = &timedBody{r: resp.Body, t: a.timer, d: d}
+	a.timer.Stop() // armed only while a read waits
+	a.body = &timedBody{r: resp.Body, t: a.timer, d: d}
+	resp.Body = a.body
 	return a, nil
 }
 
@@ -102,16 +105,19 @@ func isDialError(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
-// timedBody restarts the chunk timer after every read of an upstream body.
+// timedBody bounds each read of an upstream body by d: the timer runs only while the gateway
+// waits on the backend, so a client that reads slowly is not taken for a stalled backend.
+// It is used by the relay goroutine alone.
 type timedBody struct {
 	r io.ReadCloser
 	t *time.Timer
-	d time.Duration
+	d time.Duration // first_byte_timeout until a stream's first token, then chunk_timeout
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
 	b.t.Reset(b.d)
+	n, err := b.r.Read(p)
+	b.t.Stop()
 	return n, err
 }
 
