@@ -99,15 +99,40 @@ func (c *Counter) Encoding() string {
 
 // Count returns the number of tokens in text. Special tokens get no special treatment:
 // "<|endoftext|>" in text is encoded as ordinary text.
+//
+// The cost of Count is linear in len(text) and bounded: tiktoken-go's byte-pair merge is
+// quadratic in the length of a run without whitespace, so Count encodes text in segments of
+// at most 4 KiB (see doc.go) and encodes at most its first 1 MiB. The result is therefore
+//
+//   - exact (tiktoken's own count) for text below 4 KiB;
+//   - segment-exact up to 1 MiB: the sum of the counts of the segments, which equals
+//     tiktoken's count whenever every 4 KiB of text has a whitespace character after a word
+//     (prose, code), and otherwise is off by about one token per cut;
+//   - estimated beyond 1 MiB: the first 1 MiB (cut at a rune boundary) is counted as above
+//     and the rest estimated from its tokens per byte, so the result is that count scaled by
+//     len(text) over the length of the prefix, rounded to the nearest integer.
+//
+// That is close enough for the gateway's usage estimates.
 func (c *Counter) Count(text string) int {
-	if text == "" {
-		return 0
-	}
-	return len(c.tk.EncodeOrdinary(text))
+	b := newBudget()
+	return b.count(c, text) + b.estimate()
 }
 
-// CountBytes returns the number of tokens in b, like Count(string(b)) but without copying b.
-// The caller must not modify b until CountBytes returns; c keeps no reference to b afterwards.
+// countSegments returns the sum of the token counts of the segments of text that cutSegment
+// chooses; text of at most maxSegment bytes is one segment.
+func (c *Counter) countSegments(text string) int {
+	n := 0
+	for text != "" {
+		cut := cutSegment(text, maxSegment)
+		n += len(c.tk.EncodeOrdinary(text[:cut]))
+		text = text[cut:]
+	}
+	return n
+}
+
+// CountBytes returns the number of tokens in b, like Count(string(b)) but without copying b;
+// its cost bound and exactness are those of Count. The caller must not modify b until
+// CountBytes returns; c keeps no reference to b afterwards.
 func (c *Counter) CountBytes(b []byte) int {
 	if len(b) == 0 {
 		return 0

@@ -77,3 +77,17 @@ func TestBenchmarkInputs(t *testing.T) {
 		t.Errorf("delta %q is blank", delta)
 	}
 }
+
+// BenchmarkCountLongRun counts 64 KiB without any whitespace, the input that made the
+// pre-tokenizer and the BPE merge quadratic before Count split its input into segments.
+func BenchmarkCountLongRun(b *testing.B) {
+	text := strings.Repeat("x", 64<<10)
+	c := mustNew(b, CL100KBase)
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	tokens := 0
+	for b.Loop() {
+		tokens += c.Count(text)
+	}
+	b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+}

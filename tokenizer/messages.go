@@ -23,13 +23,19 @@ const (
 // published counting rules: each message costs 3 tokens plus the tokens of its role, content
 // and name, a name costs 1 more, and the reply priming adds 3 to the total (so an empty
 // conversation counts 3). Tools, images and other non-text parts are not counted.
+//
+// The texts are counted as Count counts them, with one bound shared by the whole call: once
+// 1 MiB of roles, contents and names has been encoded, the rest of the text is not encoded
+// but estimated from the tokens per byte of what was, so the cost stays bounded however many
+// messages the request carries.
 func (c *Counter) CountMessages(msgs []Message) int {
+	b := newBudget()
 	n := tokensReplyPriming
 	for _, m := range msgs {
-		n += tokensPerMessage + c.Count(m.Role) + c.Count(m.Content)
+		n += tokensPerMessage + b.count(c, m.Role) + b.count(c, m.Content)
 		if m.Name != "" {
-			n += c.Count(m.Name) + tokensPerName
+			n += b.count(c, m.Name) + tokensPerName
 		}
 	}
-	return n
+	return n + b.estimate()
 }
