@@ -32,7 +32,7 @@ func (g *Gateway) account(ctx context.Context, st *requestState) {
 	attrs = append(attrs,
 		slog.String("request_id", st.id),
 		slog.String("route", route),
-		slog.String("model", st.req.model),
+		slog.String("model", clip(st.req.model)),
 		slog.Bool("stream", st.req.stream),
 		slog.Int("status", st.status),
 		slog.String("outcome", st.outcome),

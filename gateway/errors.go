@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -44,7 +46,7 @@ type apiError struct {
 
 func (e *apiError) Error() string {
 	if e.cause != nil {
-		return fmt.Sprintf("%s: %v", e.msg, e.cause)
+		return fmt.Sprintf("%s: %v", strings.TrimSuffix(e.msg, "."), e.cause)
 	}
 	return e.msg
 }
@@ -58,8 +60,17 @@ func errInvalid(param, format string, a ...any) *apiError {
 
 func errModelNotFound(model string) *apiError {
 	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "model_not_found",
-		param: "model", msg: fmt.Sprintf("The model %q does not exist or is not served by this gateway.", model),
+		param: "model", msg: fmt.Sprintf("The model %q does not exist or is not served by this gateway.", clip(model)),
 		outcome: outcomeInvalid}
+}
+
+// clip shortens a client-supplied string for a message or a log line.
+func clip(s string) string {
+	const limit = 256
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "…"
 }
 
 func errTooLarge(limit int64) *apiError {
@@ -90,7 +101,13 @@ func errUpstreamTimeout(backend string, cause error) *apiError {
 		msg: fmt.Sprintf("Backend %q did not answer in time.", backend), outcome: outcomeTimeout, cause: cause}
 }
 
-func errClientClosed(cause error) *apiError {
+// errClientGone labels a request whose connection ended under it: the client went away (499),
+// or shutdown_grace ran out and the gateway cut it (503, outcome shed).
+func errClientGone(ctx context.Context, cause error) *apiError {
+	if errors.Is(context.Cause(ctx), errShuttingDown) {
+		return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
+			msg: "The gateway shut down before the request finished.", outcome: outcomeShed, cause: cause}
+	}
 	return &apiError{status: statusClientClosed, msg: "client closed request", outcome: outcomeClientCancelled, cause: cause}
 }
 

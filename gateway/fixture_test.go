@@ -94,7 +94,13 @@ func (f *fixture) post(t *testing.T, path, body string, hdr ...string) *http.Res
 // of a histogram; -1 when there is no such series.
 func (f *fixture) metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := f.reg.Gather()
+	return gatherValue(t, f.reg, name, labels)
+}
+
+// gatherValue is fixture.metric for any registry.
+func gatherValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatalf("Gather: %v", err)
 	}

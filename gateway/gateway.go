@@ -46,7 +46,8 @@ type Gateway struct {
 	texts    sync.Pool     // *[]byte keeping a stream's text, so that relaying a chunk allocates nothing
 	idPrefix string
 	idSeq    atomic.Uint64
-	started  time.Time // reported as the creation time of model cards
+	started  time.Time      // reported as the creation time of model cards
+	handlers sync.WaitGroup // proxy handlers running; shutdown waits for them after cutting them
 }
 
 // New builds a gateway from a validated config. It does no I/O; Run starts serving.
@@ -113,7 +114,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.discover != nil {
 		g.discover.refresh(ctx) // serve the models the backends list now, before the first request
 	}
+	// Requests' contexts derive from base, so that shutdown can end those still running when
+	// shutdown_grace is over with a cause that labels them.
+	base, cutRequests := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cutRequests(nil)
 	public := g.newServer(g.publicRoutes())
+	public.BaseContext = func(net.Listener) context.Context { return base }
 	admin := g.newServer(g.adminRoutes())
 	g.log.Info("listening", slog.String("listen", pub.Addr().String()),
 		slog.String("admin_listen", adm.Addr().String()), slog.Int("backends", len(g.backends)))
@@ -134,7 +140,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		runErr = waitDelay(g.cfg.ShutdownDelay.D(), serveErr)
 	case runErr = <-serveErr:
 	}
-	g.shutdown(ctx, public, admin)
+	g.shutdown(ctx, public, admin, cutRequests)
 	stopLoops()
 	wg.Wait()
 	return runErr
@@ -159,9 +165,7 @@ func serve(s *http.Server, l net.Listener) error {
 	return nil
 }
 
-// shutdown drains the public server within shutdown_grace, cutting what is still running
-// after it, then closes the admin server.
-// waitDelay waits out shutdown_delay, unless a server fails first; it returns that failure.
+// waitDelay waits out shutdown_delay, unless a server fails first, and returns that failure.
 func waitDelay(d time.Duration, serveErr <-chan error) error {
 	if d <= 0 {
 		return nil
@@ -176,8 +180,10 @@ func waitDelay(d time.Duration, serveErr <-chan error) error {
 	}
 }
 
-// ctx is Run's, already done; the deadlines derive from it without its cancellation.
-func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server) {
+// shutdown drains the public server within shutdown_grace; what still runs after it is cut,
+// labelled as cut by shutdown, and given a moment to record itself. Then the admin server
+// closes. ctx is Run's, already done; the deadlines derive from it without its cancellation.
+func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server, cutRequests context.CancelCauseFunc) {
 	g.notReady.Store(true)
 	g.draining.Store(true)
 	grace := g.cfg.ShutdownGrace.D()
@@ -187,7 +193,9 @@ func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server) {
 	defer cancel()
 	if err := public.Shutdown(ctx); err != nil {
 		g.log.WarnContext(ctx, "grace period over; cutting open requests", slog.Any("error", err))
+		cutRequests(errShuttingDown)
 		_ = public.Close()
+		waitBounded(&g.handlers, 5*time.Second)
 	}
 	actx, acancel := context.WithTimeout(base, time.Second)
 	defer acancel()
@@ -203,5 +211,20 @@ func (g *Gateway) newServer(h http.Handler) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// waitBounded waits for wg, or for d at most.
+func waitBounded(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { // exits when wg is done; Run does not outlive it by more than d
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }

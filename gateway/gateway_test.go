@@ -30,7 +30,7 @@ func TestRunDrainsOpenStreams(t *testing.T) {
 		_, _ = io.WriteString(w, worldChunk+doneEvent)
 	}))
 	defer up.Close()
-	g, addr, admin, stop, done := startRun(t, up.URL, 0)
+	g, addr, admin, _, stop, done := startRun(t, up.URL, nil)
 	if code := get(t, "http://"+admin+"/metrics"); code != 200 {
 		t.Errorf("admin /metrics = %d, want 200", code)
 	}
@@ -69,7 +69,7 @@ func TestRunDrainsOpenStreams(t *testing.T) {
 func TestRunShutdownDelay(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, http.StatusOK, chatAnswer)
-	_, addr, _, stop, done := startRun(t, up.URL, 2*time.Second)
+	_, addr, _, _, stop, done := startRun(t, up.URL, func(c *Config) { c.ShutdownDelay = Duration(2 * time.Second) })
 	if code := get(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Fatalf("/readyz before shutdown = %d, want 200", code)
 	}
@@ -94,12 +94,16 @@ func TestRunShutdownDelay(t *testing.T) {
 
 // startRun runs a gateway for model m on upstream on loopback ports until stop is called;
 // done yields Run's result.
-func startRun(t *testing.T, upstream string, delay time.Duration) (g *Gateway, addr, admin string, stop func(), done chan error) {
+func startRun(t *testing.T, upstream string, mod func(*Config)) (g *Gateway, addr, admin string, logs *syncBuffer, stop func(), done chan error) {
 	t.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", ShutdownDelay: Duration(delay),
+	cfg := Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		Backends: []BackendConfig{{Name: "b0", URL: upstream}},
-		Models:   []ModelConfig{{Name: "m", Backends: []string{"b0"}}}}.withDefaults()
-	logs := &syncBuffer{}
+		Models:   []ModelConfig{{Name: "m", Backends: []string{"b0"}}}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	cfg = cfg.withDefaults()
+	logs = &syncBuffer{}
 	g, err := New(cfg, Options{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -117,5 +121,43 @@ func startRun(t *testing.T, upstream string, delay time.Duration) (g *Gateway, a
 		}
 		return false
 	})
-	return g, addr, admin, stop, done
+	return g, addr, admin, logs, stop, done
+}
+
+// TestRunCutsStreamsAfterGrace: a stream still open when shutdown_grace runs out is cut,
+// recorded as cut by shutdown (503, shed) rather than as a client that went away, and
+// accounted before Run returns.
+func TestRunCutsStreamsAfterGrace(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, helloChunk)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // never finishes on its own
+	}))
+	defer up.Close()
+	g, addr, _, logs, stop, done := startRun(t, up.URL, func(c *Config) { c.ShutdownGrace = Duration(200 * time.Millisecond) })
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(streamBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, len(helloChunk))); err != nil {
+		t.Fatalf("read first event: %v", err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	if !strings.Contains(logs.String(), `"outcome":"shed"`) || strings.Contains(logs.String(), "client_cancelled") {
+		t.Errorf("log after the grace ran out:\n%s\nwant the cut stream recorded with outcome shed", logs.String())
+	}
+	if v := gatherValue(t, g.reg, "llmgate_requests_total", map[string]string{"code": "503", "outcome": "shed"}); v != 1 {
+		t.Errorf("requests_total{503,shed} = %v, want 1", v)
+	}
 }

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -46,9 +49,11 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 		st := &requestState{start: time.Now(), id: requestID(r.Context()), kind: kind,
 			modelLabel: otherModel, status: http.StatusOK, outcome: outcomeOK}
 		active.Inc()
+		g.handlers.Add(1)
+		defer g.handlers.Done()
 		defer active.Dec()
 		defer g.release(st)
-		defer g.account(r.Context(), st) // also when a failed stream panics to abort
+		defer g.finish(r.Context(), st) // also when a failed stream panics to abort
 		if err := g.serve(w, r, st); err != nil {
 			e := asAPIError(err)
 			st.fail(e)
@@ -56,6 +61,31 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 		}
 	}
 }
+
+// finish accounts for the request once it is over. When the handler panicked it marks the
+// request as an internal error first (unless the panic is the deliberate abort of a failed
+// stream), then panics on with the stack of the original panic for recoverPanics to log.
+func (g *Gateway) finish(ctx context.Context, st *requestState) {
+	v := recover()
+	if v == nil {
+		g.account(ctx, st)
+		return
+	}
+	if v != http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
+		v = handlerPanic{value: v, stack: debug.Stack()}
+		st.fail(errInternal(fmt.Errorf("panic: %v", v)))
+	}
+	g.account(ctx, st)
+	panic(v)
+}
+
+// handlerPanic carries a recovered panic and the stack where it happened.
+type handlerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p handlerPanic) String() string { return fmt.Sprint(p.value) }
 
 // serve runs the steps of the request path. An error it returns has not been written yet.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, st *requestState) error {
@@ -94,7 +124,7 @@ func (g *Gateway) readRequest(r *http.Request, kind routeKind) (apiRequest, erro
 			return apiRequest{}, errTooLarge(limit)
 		}
 		if r.Context().Err() != nil {
-			return apiRequest{}, errClientClosed(err)
+			return apiRequest{}, errClientGone(r.Context(), err)
 		}
 		return apiRequest{}, errInvalid("", "Could not read the request body.")
 	}

@@ -246,3 +246,25 @@ func TestRecoverPanics(t *testing.T) {
 	abort.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
 	t.Errorf("ErrAbortHandler was swallowed")
 }
+
+// TestPanicIsCountedAsInternalError: a panic on the request path is recorded as a 500, not as
+// the 200/ok a request starts out as.
+func TestPanicIsCountedAsInternalError(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, newRecorder(t, http.StatusOK, chatAnswer).URL)
+	f.g.backends[0].base = nil // makes sending upstream panic
+	resp := f.post(t, "/v1/chat/completions", `{"model":"m"}`)
+	if resp.StatusCode != 500 {
+		t.Errorf("status = %d, want 500", resp.StatusCode)
+	}
+	f.srv.Close()
+	if v := f.requests(t, "500", "upstream_error"); v != 1 {
+		t.Errorf("requests_total{500,upstream_error} = %v, want 1", v)
+	}
+	if v := f.requests(t, "200", "ok"); v != -1 {
+		t.Errorf("requests_total{200,ok} = %v, want no such series", v)
+	}
+	if !strings.Contains(f.logs.String(), "handler panic") || !strings.Contains(f.logs.String(), "gateway.(*backend).url") {
+		t.Errorf("panic log lacks the original stack:\n%s", f.logs.String())
+	}
+}

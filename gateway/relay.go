@@ -43,7 +43,7 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamTotal, st.upstreamTotal))
 	w.WriteHeader(status)
 	if _, err := w.Write(body); err != nil {
-		st.fail(errClientClosed(err))
+		st.fail(errClientGone(r.Context(), err))
 	}
 	return nil
 }

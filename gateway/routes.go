@@ -125,8 +125,12 @@ func (g *Gateway) recovered(ctx context.Context, w http.ResponseWriter) {
 	if v == http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
 		panic(v)
 	}
+	stack := debug.Stack()
+	if hp, ok := v.(handlerPanic); ok { // re-panicked by finish: its stack is the original's
+		v, stack = hp.value, hp.stack
+	}
 	g.log.ErrorContext(ctx, "handler panic", slog.String("request_id", requestID(ctx)),
-		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		slog.Any("panic", v), slog.String("stack", string(stack)))
 	writeError(w, errInternal(fmt.Errorf("panic: %v", v)))
 }
 

@@ -30,7 +30,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 	w.WriteHeader(a.resp.StatusCode)
 	rc := http.NewResponseController(w)
 	if err := rc.Flush(); err != nil {
-		st.fail(errClientClosed(err))
+		st.fail(errClientGone(r.Context(), err))
 		return
 	}
 	// Until the first token the backend may still be queueing and prefilling: that wait is
@@ -62,11 +62,11 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 		}
 		_ = rc.SetWriteDeadline(read.Add(chunkTimeout)) // unsupported only by test recorders
 		if _, err := w.Write(ev.Raw); err != nil {
-			st.fail(errClientClosed(err))
+			st.fail(errClientGone(r.Context(), err))
 			return
 		}
 		if err := rc.Flush(); err != nil {
-			st.fail(errClientClosed(err))
+			st.fail(errClientGone(r.Context(), err))
 			return
 		}
 		if c.content {
@@ -117,8 +117,8 @@ func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestS
 		e = g.classify(r, a, err)
 	}
 	st.outcome, st.err = e.outcome, e
-	if e.status == statusClientClosed {
-		st.status = statusClientClosed
+	if r.Context().Err() != nil { // the client's connection is gone: nothing to abort
+		st.status = e.status
 		return
 	}
 	panic(http.ErrAbortHandler) // handle's deferred account still records the request

@@ -86,7 +86,7 @@ func (g *Gateway) classify(r *http.Request, a *attempt, err error) *apiError {
 	var ne net.Error
 	switch {
 	case r.Context().Err() != nil:
-		return errClientClosed(err)
+		return errClientGone(r.Context(), err)
 	case a.timedOut.Load():
 		return errUpstreamTimeout(a.b.name, errChunkTimeout)
 	case isDialError(err):
