@@ -85,24 +85,34 @@ func newTransport(c UpstreamConfig) *http.Transport {
 }
 
 // pick returns the least loaded healthy backend of pool that is under its cap, skipping
-// those in tried, and counts the request on it; nil when none can take it. start rotates
-// ties so that equal backends share the load.
-func pick(pool []*backend, tried []*backend, start uint64) *backend {
-	var best *backend
-	n := len(pool)
-	for i := range n {
-		b := pool[(int(start%uint64(n))+i)%n]
-		if !b.up.Load() || contains(tried, b) || (b.maxConc > 0 && b.inflight.Load() >= b.maxConc) {
-			continue
+// those in tried, and counts the request on it. start rotates ties so that equal backends
+// share the load. When it returns nil, busy says whether a healthy backend was only full.
+func pick(pool []*backend, tried []*backend, start uint64) (b *backend, busy bool) {
+	full := make([]*backend, 0, 4)
+	for {
+		var best *backend
+		n := len(pool)
+		for i := range n {
+			c := pool[(int(start%uint64(n))+i)%n]
+			if !c.up.Load() || contains(tried, c) || contains(full, c) {
+				continue
+			}
+			if c.maxConc > 0 && c.inflight.Load() >= c.maxConc {
+				full = append(full, c)
+				continue
+			}
+			if best == nil || c.inflight.Load() < best.inflight.Load() {
+				best = c
+			}
 		}
-		if best == nil || b.inflight.Load() < best.inflight.Load() {
-			best = b
+		if best == nil {
+			return nil, len(full) > 0
 		}
+		if best.acquire() {
+			return best, false
+		}
+		full = append(full, best) // lost the race for its last slot: try the next
 	}
-	if best != nil && !best.acquire() {
-		return nil // lost a race for its last slot; the caller answers 503
-	}
-	return best
 }
 
 func contains(s []*backend, b *backend) bool {

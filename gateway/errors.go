@@ -85,6 +85,12 @@ func errNoBackend(model string) *apiError {
 		outcome: outcomeNoBackend, retryAfter: time.Second}
 }
 
+func errBackendsBusy(model string) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backends_busy",
+		msg:     fmt.Sprintf("Every backend of model %q is at its max_concurrency; retry later.", model),
+		outcome: outcomeNoBackend, retryAfter: time.Second}
+}
+
 func errDraining() *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "shutting_down",
 		msg: "The gateway is shutting down; retry on another replica.", outcome: outcomeShed,

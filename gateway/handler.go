@@ -157,11 +157,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *requestSta
 	var tried []*backend
 	var lastErr error
 	for {
-		b := pick(st.model.pool, tried, g.rr.Add(1))
-		if b == nil {
-			if lastErr != nil {
-				return lastErr
-			}
+		b, busy := pick(st.model.pool, tried, g.rr.Add(1))
+		switch {
+		case b == nil && lastErr != nil:
+			return lastErr
+		case b == nil && busy:
+			return errBackendsBusy(st.model.name)
+		case b == nil:
 			return errNoBackend(st.model.name)
 		}
 		st.backend = b.name

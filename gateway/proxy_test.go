@@ -268,3 +268,36 @@ func TestPanicIsCountedAsInternalError(t *testing.T) {
 		t.Errorf("panic log lacks the original stack:\n%s", f.logs.String())
 	}
 }
+
+func TestBackendAtCapIsBusyNotDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *Config) { c.Backends[0].MaxConcurrency = 1 }, newRecorder(t, http.StatusOK, chatAnswer).URL)
+	f.g.backends[0].inflight.Store(1) // its one slot is taken
+	resp := f.post(t, "/v1/chat/completions", `{"model":"m"}`)
+	body := readAll(t, resp.Body)
+	if resp.StatusCode != 503 || gjson.Get(body, "error.code").Str != "backends_busy" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("at max_concurrency: %d %s, want 503 backends_busy with Retry-After", resp.StatusCode, body)
+	}
+	f.g.backends[0].inflight.Store(0)
+	if resp := f.post(t, "/v1/chat/completions", `{"model":"m"}`); resp.StatusCode != 200 {
+		t.Errorf("with a free slot: %d, want 200", resp.StatusCode)
+	}
+	if n := f.g.backends[0].inflight.Load(); n != 0 {
+		t.Errorf("in flight after the request = %d, want 0", n)
+	}
+}
+
+func TestHeadOnGetRoutes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, newRecorder(t, http.StatusOK, chatAnswer).URL)
+	for _, path := range []string{"/healthz", "/readyz", "/v1/models"} {
+		resp, err := http.Head(f.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("HEAD %s = %d, want 200", path, resp.StatusCode)
+		}
+	}
+}

@@ -12,13 +12,14 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // publicRoutes is the OpenAI-compatible API. /metrics and /admin are not on it.
 func (g *Gateway) publicRoutes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(g.recoverPanics, g.withRequestID)
+	r.Use(g.recoverPanics, g.withRequestID, middleware.GetHead)
 	r.Post("/v1/chat/completions", g.handle(routeChat))
 	r.Post("/v1/completions", g.handle(routeCompletions))
 	r.Post("/v1/embeddings", g.handle(routeEmbeddings))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -149,8 +150,7 @@ func inspectChunk(st *requestState, data []byte) chunkInfo {
 	if bytes.Contains(data, usageKey) {
 		if u := usageFrom(gjson.Get(js, "usage")); u.ok {
 			st.usage = u
-			ch := gjson.Get(js, "choices")
-			c.usageOnly = ch.IsArray() && ch.Raw == "[]"
+			c.usageOnly = noChoices(gjson.Get(js, "choices"))
 		}
 	}
 	choice := gjson.Get(js, "choices.0")
@@ -168,6 +168,14 @@ func inspectChunk(st *requestState, data []byte) chunkInfo {
 		c.content = true
 	}
 	return c
+}
+
+// noChoices reports whether a chunk's choices are absent or an empty array.
+func noChoices(ch gjson.Result) bool {
+	if !ch.Exists() || ch.Type == gjson.Null {
+		return true
+	}
+	return ch.IsArray() && len(strings.TrimSpace(ch.Raw[1:len(ch.Raw)-1])) == 0
 }
 
 // withText notes a non-empty text field and keeps its text for an estimate.

@@ -335,3 +335,20 @@ func TestStreamStalledClientIsNotABackendTimeout(t *testing.T) {
 		t.Errorf("requests_total{499,client_cancelled} = %v, want 1; log: %s", v, f.logs.String())
 	}
 }
+
+// TestStreamStripsInjectedUsageInAnyShape: a usage-only chunk is dropped whether its choices
+// are "[]", "[ ]" or absent.
+func TestStreamStripsInjectedUsageInAnyShape(t *testing.T) {
+	t.Parallel()
+	for _, usageOnly := range []string{
+		`data: {"choices": [ ],"usage":{"prompt_tokens":1,"completion_tokens":2}}` + "\n\n",
+		`data: {"usage":{"prompt_tokens":1,"completion_tokens":2}}` + "\n\n",
+		`data: {"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}` + "\n\n",
+	} {
+		up := sseUpstream(t, helloChunk, usageOnly, doneEvent)
+		f := newFixture(t, nil, up.URL)
+		if got := readAll(t, f.post(t, "/v1/chat/completions", streamBody).Body); got != helloChunk+doneEvent {
+			t.Errorf("with %q the client got %q, want it dropped", usageOnly, got)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop) // after the first signal a second one kills the process at once
 	err := gateway.Main(ctx, os.Args[1:], os.Stderr)
 	stop()
 	switch {
