@@ -25,6 +25,9 @@ type backend struct {
 
 	inflight atomic.Int64
 	up       atomic.Bool
+	// noHealth is set once the backend answered /health with 404 or 405: it is probed on
+	// /v1/models instead, which every OpenAI-compatible server serves.
+	noHealth atomic.Bool
 }
 
 func newBackend(c BackendConfig) (*backend, error) {
@@ -45,7 +48,7 @@ func (b *backend) url(path string) string { return b.base.String() + path }
 
 // healthPath is the endpoint probed for liveness, by server dialect.
 func (b *backend) healthPath() string {
-	if b.kind == "openai" {
+	if b.kind == "openai" || b.noHealth.Load() {
 		return "/v1/models"
 	}
 	return "/health" // vLLM, llama.cpp's llama-server, TGI and SGLang all serve it
@@ -166,6 +169,11 @@ func (p *prober) probe(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) &&
+		p.b.healthPath() == "/health" {
+		p.b.noHealth.Store(true) // a server without /health, such as Ollama's
+		return p.probe(ctx)
+	}
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("probe %s: status %d", p.b.name, resp.StatusCode)
 	}

@@ -85,6 +85,12 @@ func errNoBackend(model string) *apiError {
 		outcome: outcomeNoBackend, retryAfter: time.Second}
 }
 
+func errModelsUnknown(model string) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "models_not_listed_yet",
+		msg:     fmt.Sprintf("Model %q is not listed by any backend that answered yet; retry later.", clip(model)),
+		outcome: outcomeNoBackend, retryAfter: time.Second}
+}
+
 func errBackendsBusy(model string) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "backends_busy",
 		msg:     fmt.Sprintf("Every backend of model %q is at its max_concurrency; retry later.", model),

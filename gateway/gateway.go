@@ -86,8 +86,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 			return nil, fmt.Errorf("load tokenizer: %w", err)
 		}
 		g.discover = &discoverer{backends: g.backends, client: g.client, counter: counter, log: g.log,
-			interval: cfg.Upstream.DiscoveryInterval.D(), publish: g.models.Store}
-		g.models.Store(newModelTable(nil))
+			interval: cfg.Upstream.DiscoveryInterval.D(), retry: cfg.Upstream.HealthInterval.D(), publish: g.models.Store}
+		g.models.Store(&modelTable{partial: true})
 		return g, nil
 	}
 	table, err := staticModels(cfg.Models, byName, tokenizer.New)

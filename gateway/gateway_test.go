@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/gjson"
 )
 
 // TestRunDrainsOpenStreams: after Run's context ends, an open stream still finishes, new
@@ -159,5 +161,95 @@ func TestRunCutsStreamsAfterGrace(t *testing.T) {
 	}
 	if v := gatherValue(t, g.reg, "llmgate_requests_total", map[string]string{"code": "503", "outcome": "shed"}); v != 1 {
 		t.Errorf("requests_total{503,shed} = %v, want 1", v)
+	}
+}
+
+// TestDiscoveryRetriesUnlistedBackends: in discovery mode a backend whose list could not be
+// read at start is retried on the health interval; until then a model it may serve gets a
+// retryable 503, not a final 404, and /readyz says not ready.
+func TestDiscoveryRetriesUnlistedBackends(t *testing.T) {
+	t.Parallel()
+	var loaded atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/health":
+		case "/v1/models":
+			if !loaded.Load() { // still loading its weights
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"late-model","object":"model"}]}`)
+		default:
+			_, _ = io.WriteString(w, chatAnswer)
+		}
+	}))
+	defer up.Close()
+	g, addr, _, _, stop, done := startRun(t, up.URL, func(c *Config) {
+		c.Models = nil
+		c.Upstream.DiscoveryInterval = Duration(time.Hour)
+		c.Upstream.HealthInterval = Duration(20 * time.Millisecond)
+	})
+	defer func() { stop(); <-done }()
+	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"late-model"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || gjson.Get(body, "error.code").Str != "models_not_listed_yet" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("before the list is read: %d %s, want 503 models_not_listed_yet with Retry-After", resp.StatusCode, body)
+	}
+	if code := get(t, "http://"+addr+"/readyz"); code != 503 {
+		t.Errorf("/readyz before any model is listed = %d, want 503", code)
+	}
+	loaded.Store(true)
+	waitFor(t, "late-model to be listed", func() bool { return g.models.Load().byName["late-model"] != nil })
+	if code := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz after discovery = %d, want 200", code)
+	}
+	resp, err = http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"late-model"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("after discovery: %d, want 200", resp.StatusCode)
+	}
+	resp, err = http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"nope"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown model once every list is read: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestProbeFallsBackWithoutHealth: a server with no /health (Ollama, a plain OpenAI-compatible
+// server) is probed on /v1/models instead of being marked down forever.
+func TestProbeFallsBackWithoutHealth(t *testing.T) {
+	t.Parallel()
+	var listed atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/models":
+			listed.Add(1)
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"m","object":"model"}]}`)
+		case "/v1/chat/completions":
+			_, _ = io.WriteString(w, chatAnswer)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	g, addr, _, _, stop, done := startRun(t, up.URL, func(c *Config) { c.Upstream.HealthInterval = Duration(20 * time.Millisecond) })
+	defer func() { stop(); <-done }()
+	waitFor(t, "the probe to fall back to /v1/models", g.backends[0].noHealth.Load)
+	waitFor(t, "later probes on /v1/models", func() bool { return listed.Load() >= 3 })
+	if !g.backends[0].up.Load() {
+		t.Errorf("backend without /health marked down")
+	}
+	if code := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d, want 200", code)
 	}
 }

@@ -132,8 +132,12 @@ func (g *Gateway) readRequest(r *http.Request, kind routeKind) (apiRequest, erro
 }
 
 func (g *Gateway) lookupModel(name string) (*model, error) {
-	if m := g.models.Load().byName[name]; m != nil {
+	t := g.models.Load()
+	if m := t.byName[name]; m != nil {
 		return m, nil
+	}
+	if t.partial {
+		return nil, errModelsUnknown(name)
 	}
 	return nil, errModelNotFound(name)
 }

@@ -26,6 +26,9 @@ type model struct {
 type modelTable struct {
 	byName map[string]*model
 	names  []string // sorted, for /v1/models
+	// partial is true while discovery has not yet read some backend's list, so a model
+	// missing from the table may still exist.
+	partial bool
 }
 
 func newModelTable(models []*model) *modelTable {
@@ -65,6 +68,7 @@ type discoverer struct {
 	backends []*backend
 	client   *http.Client
 	interval time.Duration
+	retry    time.Duration // the sooner interval while some backend's list is unknown
 	counter  *tokenizer.Counter
 	log      *slog.Logger
 	publish  func(*modelTable)
@@ -72,17 +76,27 @@ type discoverer struct {
 	last map[*backend][]string // owned by the run goroutine
 }
 
+// run re-lists the backends until ctx ends: every interval, or every retry while some
+// backend's list is still unknown. Run has already called refresh once.
 func (d *discoverer) run(ctx context.Context) {
-	t := time.NewTicker(d.interval)
+	t := time.NewTimer(d.next())
 	defer t.Stop()
 	for {
-		d.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		d.refresh(ctx)
+		t.Reset(d.next())
 	}
+}
+
+func (d *discoverer) next() time.Duration {
+	if len(d.last) < len(d.backends) {
+		return min(d.retry, d.interval)
+	}
+	return d.interval
 }
 
 // refresh lists every backend once and publishes the resulting table.
@@ -113,7 +127,9 @@ func (d *discoverer) refresh(ctx context.Context) {
 			m.pool = append(m.pool, b)
 		}
 	}
-	d.publish(newModelTable(ms))
+	t := newModelTable(ms)
+	t.partial = len(d.last) < len(d.backends)
+	d.publish(t)
 }
 
 // listModels returns the model IDs that b lists on /v1/models.

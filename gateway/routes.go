@@ -49,6 +49,10 @@ func (g *Gateway) ready(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
+	if len(g.models.Load().names) == 0 {
+		writeText(w, http.StatusServiceUnavailable, "no model listed by any backend yet")
+		return
+	}
 	for _, b := range g.backends {
 		if b.up.Load() {
 			writeText(w, http.StatusOK, "ok")
