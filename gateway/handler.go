@@ -170,6 +170,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *requestSta
 		case b == nil:
 			return errNoBackend(st.model.name)
 		}
+		defer b.release() // pick counted the request on b; released when forward ends, even by a panic
 		st.backend = b.name
 		a, err := g.send(r, st, b, body)
 		if err == nil {

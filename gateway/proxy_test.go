@@ -264,6 +264,9 @@ func TestPanicIsCountedAsInternalError(t *testing.T) {
 	if v := f.requests(t, "200", "ok"); v != -1 {
 		t.Errorf("requests_total{200,ok} = %v, want no such series", v)
 	}
+	if n := f.g.backends[0].inflight.Load(); n != 0 {
+		t.Errorf("backend in flight after the panic = %d, want 0", n)
+	}
 	if !strings.Contains(f.logs.String(), "handler panic") || !strings.Contains(f.logs.String(), "gateway.(*backend).url") {
 		t.Errorf("panic log lacks the original stack:\n%s", f.logs.String())
 	}

@@ -21,7 +21,7 @@ type attempt struct {
 	body     *timedBody              // the response body, arming timer around each read
 }
 
-// close releases everything the attempt holds.
+// close releases what the attempt holds. The backend's in-flight count is forward's to release.
 func (a *attempt) close() {
 	if a.timer != nil {
 		a.timer.Stop()
@@ -30,7 +30,6 @@ func (a *attempt) close() {
 		_ = a.resp.Body.Close()
 	}
 	a.cancel(nil)
-	a.b.release()
 }
 
 // send makes one attempt at b. Its context derives from the client's, so a client that goes
