@@ -189,7 +189,12 @@ func TestDiscoveryRetriesUnlistedBackends(t *testing.T) {
 		c.Upstream.DiscoveryInterval = Duration(time.Hour)
 		c.Upstream.HealthInterval = Duration(20 * time.Millisecond)
 	})
-	defer func() { stop(); <-done }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+	}()
 	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"late-model"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +248,12 @@ func TestProbeFallsBackWithoutHealth(t *testing.T) {
 	}))
 	defer up.Close()
 	g, addr, _, _, stop, done := startRun(t, up.URL, func(c *Config) { c.Upstream.HealthInterval = Duration(20 * time.Millisecond) })
-	defer func() { stop(); <-done }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+	}()
 	waitFor(t, "the probe to fall back to /v1/models", g.backends[0].noHealth.Load)
 	waitFor(t, "later probes on /v1/models", func() bool { return listed.Load() >= 3 })
 	if !g.backends[0].up.Load() {

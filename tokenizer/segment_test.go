@@ -149,7 +149,7 @@ func checkCut(t *testing.T, name string, i int, rest string, cut int) {
 	r, _ := utf8.DecodeRuneInString(rest[cut:])
 	prev, _ := utf8.DecodeLastRuneInString(rest[:cut])
 	switch {
-	case hasPieceStart && !(isSpace(r) && startsPiece(prev, r)):
+	case hasPieceStart && (!isSpace(r) || !startsPiece(prev, r)):
 		t.Errorf("%s: cut after segment %d falls at %q|%q, want before whitespace that starts a piece",
 			name, i, prev, r)
 	case hasSpace && !isSpace(r):
