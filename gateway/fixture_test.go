@@ -182,6 +182,43 @@ func sseUpstream(t *testing.T, writes ...string) *httptest.Server {
 	return s
 }
 
+// heldStream is a fake backend that streams helloChunk, then holds the stream until hold
+// returns, and finishes with rest if hold returned true. It also answers /health.
+func heldStream(t *testing.T, hold func(r *http.Request) bool, rest string) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, helloChunk)
+		w.(http.Flusher).Flush()
+		if hold(r) {
+			_, _ = io.WriteString(w, rest)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// untilClosed holds a heldStream until ch is closed (then it finishes) or the gateway cancels.
+func untilClosed(ch <-chan struct{}) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		select {
+		case <-ch:
+			return true
+		case <-r.Context().Done():
+			return false
+		}
+	}
+}
+
+// untilCancelled holds a heldStream until the gateway cancels the request.
+func untilCancelled(r *http.Request) bool {
+	<-r.Context().Done()
+	return false
+}
+
 func readAll(t *testing.T, r io.Reader) string {
 	t.Helper()
 	b, err := io.ReadAll(r)

@@ -21,17 +21,7 @@ import (
 func TestRunDrainsOpenStreams(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/health" {
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, helloChunk)
-		w.(http.Flusher).Flush()
-		<-release
-		_, _ = io.WriteString(w, worldChunk+doneEvent)
-	}))
-	defer up.Close()
+	up := heldStream(t, untilClosed(release), worldChunk+doneEvent)
 	g, addr, admin, _, stop, done := startRun(t, up.URL, nil)
 	if code := get(t, "http://"+admin+"/metrics"); code != 200 {
 		t.Errorf("admin /metrics = %d, want 200", code)
@@ -131,16 +121,7 @@ func startRun(t *testing.T, upstream string, mod func(*Config)) (g *Gateway, add
 // accounted before Run returns.
 func TestRunCutsStreamsAfterGrace(t *testing.T) {
 	t.Parallel()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/health" {
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, helloChunk)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // never finishes on its own
-	}))
-	defer up.Close()
+	up := heldStream(t, untilCancelled, "") // never finishes on its own
 	g, addr, _, logs, stop, done := startRun(t, up.URL, func(c *Config) { c.ShutdownGrace = Duration(200 * time.Millisecond) })
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()

@@ -125,18 +125,7 @@ func TestStreamInBandErrorIsRelayedAndCounted(t *testing.T) {
 func TestStreamFlushesEachEvent(t *testing.T) {
 	t.Parallel()
 	gotFirst := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, helloChunk)
-		w.(http.Flusher).Flush()
-		select {
-		case <-gotFirst:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = io.WriteString(w, worldChunk+doneEvent)
-	}))
-	defer up.Close()
+	up := heldStream(t, untilClosed(gotFirst), worldChunk+doneEvent)
 	f := newFixture(t, nil, up.URL)
 	resp := f.post(t, "/v1/chat/completions", streamBody)
 	br := bufio.NewReader(resp.Body)
@@ -182,13 +171,7 @@ func TestStreamFailureAborts(t *testing.T) {
 
 func TestStreamChunkTimeoutAborts(t *testing.T) {
 	t.Parallel()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, helloChunk)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done() // stall until the gateway gives up
-	}))
-	defer up.Close()
+	up := heldStream(t, untilCancelled, "") // stalls until the gateway gives up
 	f := newFixture(t, func(c *Config) { c.Upstream.ChunkTimeout = Duration(100e6) }, up.URL)
 	resp := f.post(t, "/v1/chat/completions", streamBody)
 	if _, err := io.ReadAll(resp.Body); err == nil {
@@ -205,14 +188,11 @@ func TestStreamChunkTimeoutAborts(t *testing.T) {
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	t.Parallel()
 	upstreamGone := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, helloChunk)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
+	up := heldStream(t, func(r *http.Request) bool {
+		untilCancelled(r)
 		close(upstreamGone)
-	}))
-	defer up.Close()
+		return false
+	}, "")
 	f := newFixture(t, nil, up.URL)
 	resp := f.post(t, "/v1/chat/completions", streamBody)
 	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
