@@ -123,7 +123,6 @@ func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestS
 		return
 	}
 	panic(http.ErrAbortHandler) // handle's deferred account still records the request
-
 }
 
 // chunkInfo is what the gateway reads from one streamed chunk.
