@@ -76,8 +76,8 @@ func TestCountSegmentedMatchesWhole(t *testing.T) {
 }
 
 // TestCountLongRun counts 1 MiB without whitespace, the input whose cost used to grow with
-// the square of its length. Every segment is 4 KiB of "x", so the count must be 256 times the
-// whole-text encode of one such segment. (How long it takes is not asserted: the machines
+// the square of its length. Every segment is maxSegment bytes of "x", so the count must be
+// maxExact/maxSegment times the whole-text encode of one such segment. (How long it takes is not asserted: the machines
 // that run the tests are shared and noisy; TestSegments checks the segmentation instead.)
 func TestCountLongRun(t *testing.T) {
 	t.Parallel()
@@ -85,7 +85,7 @@ func TestCountLongRun(t *testing.T) {
 	text := strings.Repeat("x", maxExact)
 	want := maxExact / maxSegment * len(c.tk.EncodeOrdinary(text[:maxSegment]))
 	if got := c.Count(text); got != want {
-		t.Errorf("Count(1 MiB of x) = %d, want %d (256 × encode(4 KiB of x))", got, want)
+		t.Errorf("Count(1 MiB of x) = %d, want %d (%d × encode(%d bytes of x))", got, want, maxExact/maxSegment, maxSegment)
 	}
 }
 

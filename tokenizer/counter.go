@@ -102,11 +102,11 @@ func (c *Counter) Encoding() string {
 //
 // The cost of Count is linear in len(text) and bounded: tiktoken-go's byte-pair merge is
 // quadratic in the length of a run without whitespace, so Count encodes text in segments of
-// at most 4 KiB (see doc.go) and encodes at most its first 1 MiB. The result is therefore
+// at most 1 KiB (see doc.go) and encodes at most its first 1 MiB. The result is therefore
 //
-//   - exact (tiktoken's own count) for text below 4 KiB;
+//   - exact (tiktoken's own count) for text below 1 KiB;
 //   - segment-exact up to 1 MiB: the sum of the counts of the segments, which equals
-//     tiktoken's count whenever every 4 KiB of text has a whitespace character after a word
+//     tiktoken's count whenever every 1 KiB of text has a whitespace character after a word
 //     (prose, code), and otherwise is off by about one token per cut;
 //   - estimated beyond 1 MiB: the first 1 MiB (cut at a rune boundary) is counted as above
 //     and the rest estimated from its tokens per byte, so the result is that count scaled by

@@ -14,13 +14,13 @@
 // Cost and exactness: tiktoken-go's byte-pair merge is quadratic in the length of a piece, a
 // run without whitespace is one piece (80 KB of "x" took 3 s), and the texts counted here are
 // client-controlled (prompts up to the body limit, streamed output). So Count,
-// CountBytes and CountMessages encode text in segments of at most 4 KiB, cut just before a
+// CountBytes and CountMessages encode text in segments of at most 1 KiB, cut just before a
 // whitespace character when the segment has one (preferably where the encodings' patterns
 // start a new piece anyway, so the cut changes nothing) and otherwise at a UTF-8 rune
 // boundary, and they encode at most 1 MiB per call; the rest is estimated linearly by bytes
-// from the tokens per byte of what was encoded. Counts are therefore exact below 4 KiB,
+// from the tokens per byte of what was encoded. Counts are therefore exact below 1 KiB,
 // segment-exact up to 1 MiB (equal to tiktoken's count for prose and code, off by about one
-// token per cut inside a 4 KiB run without whitespace) and estimated beyond. That is fine for
+// token per cut inside a 1 KiB run without whitespace) and estimated beyond. That is fine for
 // the gateway's usage estimates, and llmsim's prompts are small.
 //
 // BPE data: the encodings come from the files embedded in github.com/pkoukk/tiktoken-go-loader,

@@ -12,7 +12,7 @@ import (
 const (
 	// maxSegment is the most bytes that one call of the encoder sees. Texts of at most this
 	// many bytes are encoded whole, so their counts are exactly tiktoken's.
-	maxSegment = 4 << 10
+	maxSegment = 1 << 10
 	// maxExact is the most bytes that one Count or CountMessages call encodes. The rest of
 	// the text is estimated from the tokens per byte of the encoded part (see budget).
 	maxExact = 1 << 20
