@@ -47,6 +47,7 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test$$')
+	$(GO) test -count=1 -run 'Allocs' ./gateway/   # allocation counts: without -race, whose sync.Pool drops items
 
 e2e:
 	$(GO) test -race -count=1 -timeout 10m ./test/...

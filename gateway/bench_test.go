@@ -101,7 +101,7 @@ func benchUpstream(b *testing.B) *httptest.Server {
 
 // newBenchGateway builds a gateway serving bench-model from upstream. logJSON turns the JSON
 // access log on (to io.Discard), as llmgate runs by default; otherwise logging is off.
-func newBenchGateway(b *testing.B, upstream string, logJSON bool) *Gateway {
+func newBenchGateway(b testing.TB, upstream string, logJSON bool) *Gateway {
 	b.Helper()
 	cfg, err := ParseConfig(fmt.Appendf(nil, `
 listen: "127.0.0.1:0"
@@ -279,34 +279,58 @@ func (w *benchWriter) Flush()                      {}
 // of a 256-chunk stream minus those of a 1-chunk stream, over 255. This is the per-chunk cost
 // of the gateway alone, without net/http's or the upstream's.
 func BenchmarkRelayStreamHandler(b *testing.B) {
-	g := newBenchGateway(b, "http://127.0.0.1:1", false)
-	rt := &benchRoundTripper{}
-	g.client.Transport = rt
-	h := g.publicRoutes()
-	body := benchRequest(true)
-	want := 0
-	serve := func() {
-		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
-		w := &benchWriter{h: http.Header{}}
-		h.ServeHTTP(w, req)
-		if w.n != want {
-			b.Fatalf("handler wrote %d bytes, want %d (the stream without its usage chunk)", w.n, want)
-		}
-	}
-	setStream := func(n int) {
-		rt.stream = []byte(strings.Join(benchStream(n, true), ""))
-		want = len(strings.Join(benchStream(n, false), ""))
-	}
-	setStream(1)
-	base := testing.AllocsPerRun(200, serve)
-	setStream(benchChunks)
-	full := testing.AllocsPerRun(200, serve)
-	b.SetBytes(int64(want))
+	hs := newHandlerStream(b)
+	perChunk := hs.allocsPerChunk(200)
+	b.SetBytes(int64(hs.want))
 	b.ReportAllocs()
 	for b.Loop() {
-		serve()
+		hs.serve()
 	}
-	b.ReportMetric((full-base)/(benchChunks-1), "allocs/chunk")
+	b.ReportMetric(perChunk, "allocs/chunk")
+}
+
+// handlerStream runs the gateway's handler on a stream answered in memory.
+type handlerStream struct {
+	tb    testing.TB
+	h     http.Handler
+	rt    *benchRoundTripper
+	body  []byte
+	want  int // bytes the client must get: the stream without its usage chunk
+	chunk int // content chunks in the stream
+}
+
+func newHandlerStream(tb testing.TB) *handlerStream {
+	g := newBenchGateway(tb, "http://127.0.0.1:1", false)
+	hs := &handlerStream{tb: tb, rt: &benchRoundTripper{}, body: benchRequest(true)}
+	g.client.Transport = hs.rt
+	hs.h = g.publicRoutes()
+	hs.setStream(benchChunks)
+	return hs
+}
+
+func (hs *handlerStream) setStream(n int) {
+	hs.rt.stream = []byte(strings.Join(benchStream(n, true), ""))
+	hs.want = len(strings.Join(benchStream(n, false), ""))
+	hs.chunk = n
+}
+
+func (hs *handlerStream) serve() {
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(hs.body))
+	w := &benchWriter{h: http.Header{}}
+	hs.h.ServeHTTP(w, req)
+	if w.n != hs.want {
+		hs.tb.Fatalf("handler wrote %d bytes, want %d (the stream without its usage chunk)", w.n, hs.want)
+	}
+}
+
+// allocsPerChunk is the handler's marginal allocations per content chunk: allocations of a
+// benchChunks-chunk stream minus those of a 1-chunk stream, over the difference.
+func (hs *handlerStream) allocsPerChunk(runs int) float64 {
+	hs.setStream(1)
+	base := testing.AllocsPerRun(runs, hs.serve)
+	hs.setStream(benchChunks)
+	full := testing.AllocsPerRun(runs, hs.serve)
+	return (full - base) / (benchChunks - 1)
 }
 
 // benchToolCallChunk and benchReasoningChunk are the other chunk shapes inspectChunk reads.

@@ -39,8 +39,12 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 	chunkTimeout := a.body.d
 	a.body.d = g.cfg.Upstream.FirstByteTimeout.D()
 	// A client that stops reading would hold the stream, and the backend, forever; each write
-	// gets chunk_timeout. The deadline is cleared for the connection's next request.
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	// gets chunk_timeout. The deadline is cleared for the connection's next request. A writer
+	// without deadlines is found out once, not with an error per chunk.
+	deadlines := rc.SetWriteDeadline(time.Time{}) == nil
+	if deadlines {
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	}
 	obs := g.metrics.Stream(st.modelLabel, st.backend)
 	st.textBuf = g.texts.Get().(*[]byte)
 	st.streamed = (*st.textBuf)[:0]
@@ -61,7 +65,9 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 				continue
 			}
 		}
-		_ = rc.SetWriteDeadline(read.Add(chunkTimeout)) // unsupported only by test recorders
+		if deadlines {
+			_ = rc.SetWriteDeadline(read.Add(chunkTimeout))
+		}
 		if _, err := w.Write(ev.Raw); err != nil {
 			st.fail(errClientGone(r.Context(), err))
 			return
