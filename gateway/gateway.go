@@ -90,7 +90,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		g.models.Store(&modelTable{partial: true})
 		return g, nil
 	}
-	table, err := staticModels(cfg.Models, byName, tokenizer.New)
+	table, err := staticModels(cfg.Models, byName)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}

@@ -42,10 +42,10 @@ func newModelTable(models []*model) *modelTable {
 }
 
 // staticModels builds the table of configured models.
-func staticModels(cfg []ModelConfig, backends map[string]*backend, counters func(string) (*tokenizer.Counter, error)) (*modelTable, error) {
+func staticModels(cfg []ModelConfig, backends map[string]*backend) (*modelTable, error) {
 	var ms []*model
 	for _, mc := range cfg {
-		c, err := counters(mc.Tokenizer)
+		c, err := tokenizer.New(mc.Tokenizer)
 		if err != nil {
 			return nil, err
 		}
