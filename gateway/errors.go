@@ -20,6 +20,9 @@ const (
 	outcomeShed            = "shed"
 	outcomeInvalid         = "invalid"
 	outcomeNoBackend       = "no_backend"
+	// outcomeInternal is a fault of the gateway itself. It never feeds backend health,
+	// breakers or degradation.
+	outcomeInternal = "internal"
 )
 
 // statusClientClosed is nginx's and Caddy's status for a client that went away; it is logged,
@@ -53,8 +56,15 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.cause }
 
+// errInvalid is a 400 for a bad request body. String arguments come from the client, so each
+// is clipped before it reaches the message, and through it the access log.
 func errInvalid(param, format string, a ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param,
+	for i, v := range a {
+		if s, ok := v.(string); ok {
+			a[i] = clip(s)
+		}
+	}
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: clip(param),
 		msg: fmt.Sprintf(format, a...), outcome: outcomeInvalid}
 }
 
@@ -125,17 +135,17 @@ func errClientGone(ctx context.Context, cause error) *apiError {
 
 func errNotFoundRoute(path string) *apiError {
 	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",
-		msg: fmt.Sprintf("Unknown request URL: %s.", path), outcome: outcomeInvalid}
+		msg: fmt.Sprintf("Unknown request URL: %s.", clip(path)), outcome: outcomeInvalid}
 }
 
 func errMethod(method, path string) *apiError {
 	return &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error", code: "method_not_allowed",
-		msg: fmt.Sprintf("Method %s is not allowed on %s.", method, path), outcome: outcomeInvalid}
+		msg: fmt.Sprintf("Method %s is not allowed on %s.", clip(method), clip(path)), outcome: outcomeInvalid}
 }
 
 func errInternal(cause error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: "Internal gateway error.",
-		outcome: outcomeUpstreamError, cause: cause}
+		outcome: outcomeInternal, cause: cause}
 }
 
 // asAPIError returns err as an apiError, wrapping anything else as an internal error.

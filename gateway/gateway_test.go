@@ -137,6 +137,9 @@ func TestRunCutsStreamsAfterGrace(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
+	if rest, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("stream cut by shutdown ended cleanly after %q; want the connection aborted", rest)
+	}
 	if !strings.Contains(logs.String(), `"outcome":"shed"`) || strings.Contains(logs.String(), "client_cancelled") {
 		t.Errorf("log after the grace ran out:\n%s\nwant the cut stream recorded with outcome shed", logs.String())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -32,9 +33,10 @@ type requestState struct {
 	lastToken       time.Time
 	upstreamTTFT    time.Duration // from sending upstream to reading the first content delta
 
-	usage    usage
-	streamed []byte  // streamed text, for estimates when the backend reports no usage
-	textBuf  *[]byte // the pooled buffer behind streamed, returned by release
+	usage     usage
+	streamed  []byte  // streamed text, for estimates when the backend reports no usage
+	textBuf   *[]byte // the pooled buffer behind streamed, returned by release
+	committed bool    // the response's status line has been written: it can no longer change
 }
 
 // fail records err as the request's outcome.
@@ -53,39 +55,54 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 		defer g.handlers.Done()
 		defer active.Dec()
 		defer g.release(st)
-		defer g.finish(r.Context(), st) // also when a failed stream panics to abort
+		defer g.finish(r.Context(), w, st) // also when the handler panics
 		if err := g.serve(w, r, st); err != nil {
 			e := asAPIError(err)
+			if e.status == statusClientClosed || st.committed {
+				abort(st, e)
+			}
 			st.fail(e)
 			writeError(w, e)
 		}
 	}
 }
 
-// finish accounts for the request once it is over. When the handler panicked it marks the
-// request as an internal error first (unless the panic is the deliberate abort of a failed
-// stream), then panics on with the stack of the original panic for recoverPanics to log.
-func (g *Gateway) finish(ctx context.Context, st *requestState) {
+// abort records e as the request's outcome and cuts the client's connection without a
+// response, or without the end of one already begun, so that nothing that looks like
+// success reaches a client whose request was not served: a half-closed connection would
+// otherwise get an empty 200, and a cut stream would look whole. handle's deferred finish
+// still accounts for the request.
+func abort(st *requestState, e *apiError) {
+	st.fail(e)
+	panic(http.ErrAbortHandler)
+}
+
+// finish accounts for the request once it is over. When the handler panicked it logs the
+// panic, records the request as an internal error and answers 500, or, when the response has
+// already begun, cuts the connection so that the client cannot take it for a whole answer.
+// The deliberate abort of abort passes on to net/http, which closes the connection.
+func (g *Gateway) finish(ctx context.Context, w http.ResponseWriter, st *requestState) {
 	v := recover()
 	if v == nil {
 		g.account(ctx, st)
 		return
 	}
-	if v != http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
-		v = handlerPanic{value: v, stack: debug.Stack()}
-		st.fail(errInternal(fmt.Errorf("panic: %v", v)))
+	if v == http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
+		g.account(ctx, st)
+		panic(v)
 	}
+	g.log.ErrorContext(ctx, "handler panic", slog.String("request_id", st.id),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	e := errInternal(fmt.Errorf("panic: %v", v))
+	if st.committed { // the status the client saw stays; the outcome says what happened
+		st.outcome, st.err = e.outcome, e
+		g.account(ctx, st)
+		panic(http.ErrAbortHandler)
+	}
+	st.fail(e)
 	g.account(ctx, st)
-	panic(v)
+	writeError(w, e)
 }
-
-// handlerPanic carries a recovered panic and the stack where it happened.
-type handlerPanic struct {
-	value any
-	stack []byte
-}
-
-func (p handlerPanic) String() string { return fmt.Sprint(p.value) }
 
 // serve runs the steps of the request path. An error it returns has not been written yet.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, st *requestState) error {

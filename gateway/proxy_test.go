@@ -258,8 +258,8 @@ func TestPanicIsCountedAsInternalError(t *testing.T) {
 		t.Errorf("status = %d, want 500", resp.StatusCode)
 	}
 	f.srv.Close()
-	if v := f.requests(t, "500", "upstream_error"); v != 1 {
-		t.Errorf("requests_total{500,upstream_error} = %v, want 1", v)
+	if v := f.requests(t, "500", "internal"); v != 1 {
+		t.Errorf("requests_total{500,internal} = %v, want 1", v)
 	}
 	if v := f.requests(t, "200", "ok"); v != -1 {
 		t.Errorf("requests_total{200,ok} = %v, want no such series", v)

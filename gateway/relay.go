@@ -41,9 +41,10 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("X-LLMGate-Backend", st.backend)
 	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamTotal, st.upstreamTotal))
+	st.committed = true
 	w.WriteHeader(status)
 	if _, err := w.Write(body); err != nil {
-		st.fail(errClientGone(r.Context(), err))
+		abort(st, errClientGone(r.Context(), err))
 	}
 	return nil
 }

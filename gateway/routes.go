@@ -19,7 +19,7 @@ import (
 // publicRoutes is the OpenAI-compatible API. /metrics and /admin are not on it.
 func (g *Gateway) publicRoutes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(g.recoverPanics, g.withRequestID, middleware.GetHead)
+	r.Use(g.withRequestID, g.recoverPanics, middleware.GetHead) // the ID first, so a panic's log line has it
 	r.Post("/v1/chat/completions", g.handle(routeChat))
 	r.Post("/v1/completions", g.handle(routeCompletions))
 	r.Post("/v1/embeddings", g.handle(routeEmbeddings))
@@ -111,8 +111,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// recoverPanics turns a handler's panic into a 500 and a log line. http.ErrAbortHandler, the
-// deliberate abort of a failed stream, passes on so that net/http cuts the connection.
+// recoverPanics turns a panic of a handler other than the proxy's (which recovers its own, see
+// finish) into a 500 and a log line. http.ErrAbortHandler, the deliberate abort of a request,
+// passes on so that net/http cuts the connection.
 func (g *Gateway) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer g.recovered(r.Context(), w)
@@ -130,12 +131,8 @@ func (g *Gateway) recovered(ctx context.Context, w http.ResponseWriter) {
 	if v == http.ErrAbortHandler { //nolint:errorlint // recover returns the value as panicked
 		panic(v)
 	}
-	stack := debug.Stack()
-	if hp, ok := v.(handlerPanic); ok { // re-panicked by finish: its stack is the original's
-		v, stack = hp.value, hp.stack
-	}
 	g.log.ErrorContext(ctx, "handler panic", slog.String("request_id", requestID(ctx)),
-		slog.Any("panic", v), slog.String("stack", string(stack)))
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 	writeError(w, errInternal(fmt.Errorf("panic: %v", v)))
 }
 

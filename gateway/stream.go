@@ -28,11 +28,11 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 	h.Set("X-LLMGate-Backend", st.backend)
 	h.Set("X-Accel-Buffering", "no") // tell a buffering proxy in front to pass events on at once
 	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamHeaders, st.upstreamHeaders))
+	st.committed = true
 	w.WriteHeader(a.resp.StatusCode)
 	rc := http.NewResponseController(w)
 	if err := rc.Flush(); err != nil {
-		st.fail(errClientGone(r.Context(), err))
-		return
+		abort(st, errClientGone(r.Context(), err))
 	}
 	// Until the first token the backend may still be queueing and prefilling: that wait is
 	// bounded by first_byte_timeout, like a non-streaming answer's, not by chunk_timeout.
@@ -69,12 +69,10 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 			_ = rc.SetWriteDeadline(read.Add(chunkTimeout))
 		}
 		if _, err := w.Write(ev.Raw); err != nil {
-			st.fail(errClientGone(r.Context(), err))
-			return
+			abort(st, errClientGone(r.Context(), err))
 		}
 		if err := rc.Flush(); err != nil {
-			st.fail(errClientGone(r.Context(), err))
-			return
+			abort(st, errClientGone(r.Context(), err))
 		}
 		if c.content {
 			if st.firstToken.IsZero() {
@@ -124,11 +122,10 @@ func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestS
 		e = g.classify(r, a, err)
 	}
 	st.outcome, st.err = e.outcome, e
-	if r.Context().Err() != nil { // the client's connection is gone: nothing to abort
+	if r.Context().Err() != nil { // the client went away, or shutdown cut the stream
 		st.status = e.status
-		return
 	}
-	panic(http.ErrAbortHandler) // handle's deferred account still records the request
+	panic(http.ErrAbortHandler) // handle's deferred finish still records the request
 }
 
 // chunkInfo is what the gateway reads from one streamed chunk.
