@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -63,11 +64,38 @@ func (g *Gateway) tokens(st *requestState) (usage, string) {
 	if st.usage.ok {
 		return st.usage, telemetry.SourceUpstream
 	}
-	if st.model == nil || st.backend == "" || st.upstreamStart.IsZero() || st.status >= 400 && st.status != statusClientClosed {
-		return usage{}, ""
+	if st.model == nil || !st.reached.Load() || st.status >= 400 && st.status != statusClientClosed {
+		return usage{}, "" // a request no backend received costs nothing
 	}
 	c := st.model.counter
-	return usage{input: countInput(c, st.req), output: c.CountBytes(st.streamed)}, telemetry.SourceEstimated
+	return usage{input: countInput(c, st.req), output: st.outputEstimate(c)}, telemetry.SourceEstimated
+}
+
+// maxKeptText bounds the generated text a request keeps for an estimate of its output tokens;
+// what comes after it is only measured, and estimated at the rate of the text kept. Memory per
+// stream stays bounded whatever the output length.
+const maxKeptText = 64 << 10
+
+// keepText keeps generated text for an estimate, unless the backend already reported usage.
+func (st *requestState) keepText(t []byte) {
+	if st.usage.ok {
+		return
+	}
+	room := maxKeptText - len(st.streamed)
+	if len(t) > room {
+		st.skippedText += len(t) - max(room, 0)
+		t = t[:max(room, 0)]
+	}
+	st.streamed = append(st.streamed, t...)
+}
+
+// outputEstimate estimates the output tokens from the text kept, scaled by the bytes skipped.
+func (st *requestState) outputEstimate(c *tokenizer.Counter) int {
+	n := c.CountBytes(st.streamed)
+	if st.skippedText == 0 || len(st.streamed) == 0 {
+		return n
+	}
+	return int(math.Round(float64(n) * float64(len(st.streamed)+st.skippedText) / float64(len(st.streamed))))
 }
 
 // countInput estimates a request's prompt tokens: chat messages by OpenAI's counting rules,
@@ -106,25 +134,28 @@ func messageText(content gjson.Result) string {
 	return strings.Join(parts, "\n")
 }
 
-// countTexts counts a prompt or input: a string, an array of strings, or token IDs.
+// countTexts counts a prompt or input: a string, an array of strings, or token IDs. An array
+// shares one encoding budget, however many elements it has.
 func countTexts(c *tokenizer.Counter, v gjson.Result) int {
 	switch {
 	case v.Type == gjson.String:
 		return c.Count(v.Str)
 	case v.IsArray():
-		n := 0
-		v.ForEach(func(_, e gjson.Result) bool {
-			switch {
-			case e.Type == gjson.String:
-				n += c.Count(e.Str)
-			case e.Type == gjson.Number:
-				n++ // a token ID
-			case e.IsArray():
-				n += len(e.Array()) // one prompt given as token IDs
-			}
-			return true
+		ids := 0
+		n := c.CountTexts(func(yield func(string) bool) {
+			v.ForEach(func(_, e gjson.Result) bool {
+				switch {
+				case e.Type == gjson.String:
+					return yield(e.Str)
+				case e.Type == gjson.Number:
+					ids++ // a token ID
+				case e.IsArray():
+					e.ForEach(func(_, _ gjson.Result) bool { ids++; return true }) // one prompt as token IDs
+				}
+				return true
+			})
 		})
-		return n
+		return n + ids
 	}
 	return 0
 }

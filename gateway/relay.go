@@ -32,9 +32,7 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	st.status, st.outcome = status, outcomeForStatus(status)
 	if status < 300 {
 		st.usage = usageFrom(gjson.Get(unsafeString(body), "usage"))
-		if !st.usage.ok {
-			st.streamed = appendResponseText(st.streamed, st.req.kind, body)
-		}
+		keepResponseText(st, body)
 	}
 	h := w.Header()
 	copyResponseHeaders(h, a.resp.Header)
@@ -90,21 +88,20 @@ func usageFrom(u gjson.Result) usage {
 	return usage{input: int(in.Int()), output: int(out.Int()), ok: true}
 }
 
-// appendResponseText appends the generated text of a non-streaming answer, for estimates.
-func appendResponseText(dst []byte, kind routeKind, body []byte) []byte {
+// keepResponseText keeps the generated text of a non-streaming answer, for estimates.
+func keepResponseText(st *requestState, body []byte) {
 	var path string
-	switch kind {
+	switch st.req.kind {
 	case routeChat:
 		path = "choices.#.message.content"
 	case routeCompletions:
 		path = "choices.#.text"
 	default:
-		return dst
+		return
 	}
 	for _, t := range gjson.Get(unsafeString(body), path).Array() {
-		dst = append(dst, t.Str...)
+		st.keepText(unsafeBytes(t.Str))
 	}
-	return dst
 }
 
 // serverTiming formats a Server-Timing value with the gateway's own time and the upstream's,
@@ -123,3 +120,6 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // unsafeString views b as a string without copying, so that gjson reads it without
 // allocating. The string must not outlive b's contents; callers copy what they keep.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// unsafeBytes views s as bytes without copying; the bytes must not be modified.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -132,7 +132,7 @@ func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestS
 type chunkInfo struct {
 	content   bool // carries generated content (text, reasoning or a tool call)
 	usageOnly bool // carries usage and no choices
-	err       bool // an in-band {"error": ...} event
+	err       bool // an in-band {"error": ...} event, or data that is not JSON
 }
 
 var (
@@ -145,8 +145,8 @@ var (
 func inspectChunk(st *requestState, data []byte) chunkInfo {
 	var c chunkInfo
 	js := unsafeString(data)
-	if bytes.Contains(data, errorKey) && gjson.Get(js, "error").Exists() {
-		c.err = true
+	if !gjson.Valid(js) || bytes.Contains(data, errorKey) && gjson.Get(js, "error").Exists() {
+		c.err = true // not JSON, or an in-band error: relayed, but the request failed upstream
 		return c
 	}
 	if bytes.Contains(data, usageKey) {
@@ -184,7 +184,7 @@ func noChoices(ch gjson.Result) bool {
 func (c chunkInfo) withText(st *requestState, t gjson.Result) chunkInfo {
 	if t.Type == gjson.String && t.Raw != `""` {
 		c.content = true
-		st.streamed = append(st.streamed, t.Str...)
+		st.keepText(unsafeBytes(t.Str))
 	}
 	return c
 }

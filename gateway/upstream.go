@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,13 @@ func (a *attempt) close() {
 // away cancels the upstream request, and generation stops.
 func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byte) (*attempt, error) {
 	ctx, cancel := context.WithCancelCause(r.Context())
+	// The trace tells whether the backend received the whole request, which decides whether a
+	// request cut before any answer is estimated (it may have used the GPU) or costs nothing.
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			st.reached.Store(true)
+		}
+	}})
 	a := &attempt{b: b, cancel: cancel}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url(st.kind.path()), bytes.NewReader(body))
 	if err != nil {

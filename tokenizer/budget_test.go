@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -168,5 +169,25 @@ func TestCountMessagesSharedBudget(t *testing.T) {
 	if got := c.CountMessages([]Message{{Content: head}, {Content: digits}}); got != want {
 		t.Errorf("CountMessages(1 MiB of prose, 1000 digits) = %d, want %d (digits estimated at the prose's rate)",
 			got, want)
+	}
+}
+
+// TestCountTextsSharedBudget checks that CountTexts bounds its work across a sequence: after
+// 1 MiB of prose the digits that follow, in separate strings, are estimated at the prose's
+// rate rather than each encoded with a budget of its own.
+func TestCountTextsSharedBudget(t *testing.T) {
+	t.Parallel()
+	c := mustNew(t, CL100KBase)
+	head := englishProse(maxExact)[:maxExact]
+	digits := strings.Repeat("7", 1000)
+	headCount := c.Count(head)
+	texts := []string{head, digits, digits, digits}
+	want := headCount + int(math.Round(float64(headCount)*float64(3*len(digits))/float64(len(head))))
+	if got := c.CountTexts(slices.Values(texts)); got != want {
+		t.Errorf("CountTexts(1 MiB of prose, 3 × 1000 digits) = %d, want %d (digits estimated)", got, want)
+	}
+	small := []string{"hello world", "", "the quick brown fox"}
+	if got, want := c.CountTexts(slices.Values(small)), c.Count("hello world")+c.Count("the quick brown fox"); got != want {
+		t.Errorf("CountTexts(%q) = %d, want the sum of counts %d", small, got, want)
 	}
 }

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"unsafe"
@@ -140,4 +141,16 @@ func (c *Counter) CountBytes(b []byte) int {
 	// The encoder only reads the text during the call (it converts it to runes and slices
 	// those) and retains nothing, so viewing b as a string without a copy is safe here.
 	return c.Count(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// CountTexts returns the total tokens of texts, counted like Count but with one bound for the
+// whole sequence: once 1 MiB of text has been encoded the rest is only measured and estimated,
+// so a request with a million short strings costs no more than one with a single long one.
+func (c *Counter) CountTexts(texts iter.Seq[string]) int {
+	b := newBudget()
+	n := 0
+	for t := range texts {
+		n += b.count(c, t)
+	}
+	return n + b.estimate()
 }
