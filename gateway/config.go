@@ -26,6 +26,12 @@ type Config struct {
 	AdminListen string `yaml:"admin_listen"`
 	// MaxBodyBytes caps a request body. Zero means 32 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxResponseBytes caps a non-streaming answer from a backend; a larger one gets 502.
+	// Zero means 64 MiB.
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// ResponseMemoryBytes bounds the memory all non-streaming answers being relayed may hold
+	// at once; a request that would go past it gets 503 with Retry-After. Zero means 256 MiB.
+	ResponseMemoryBytes int64 `yaml:"response_memory_bytes"`
 	// ShutdownDelay is how long after SIGTERM the gateway keeps serving with /readyz already
 	// answering 503, so that a load balancer stops sending before the listener closes. Zero,
 	// the default, closes the listener at once.
@@ -124,6 +130,8 @@ const (
 	defaultListen         = "127.0.0.1:8080"
 	defaultAdminListen    = "127.0.0.1:8081"
 	defaultMaxBodyBytes   = 32 << 20
+	defaultMaxResponse    = 64 << 20
+	defaultResponseMemory = 256 << 20
 	defaultShutdownGrace  = 30 * time.Second
 	defaultConnectTimeout = 5 * time.Second
 	defaultFirstByte      = 5 * time.Minute
@@ -173,6 +181,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.Listen, defaultListen)
 	setDefault(&c.AdminListen, defaultAdminListen)
 	setDefault(&c.MaxBodyBytes, defaultMaxBodyBytes)
+	setDefault(&c.MaxResponseBytes, defaultMaxResponse)
+	setDefault(&c.ResponseMemoryBytes, defaultResponseMemory)
 	setDefault(&c.ShutdownGrace, Duration(defaultShutdownGrace))
 	u := &c.Upstream
 	setDefault(&u.ConnectTimeout, Duration(defaultConnectTimeout))
@@ -228,6 +238,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 {
 		add("max_body_bytes: must be > 0, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxResponseBytes < 0 {
+		add("max_response_bytes: must be > 0, got %d", c.MaxResponseBytes)
+	}
+	if c.ResponseMemoryBytes < 0 || c.ResponseMemoryBytes > 0 && c.ResponseMemoryBytes < c.MaxResponseBytes {
+		add("response_memory_bytes: must be >= max_response_bytes (%d), got %d", c.MaxResponseBytes, c.ResponseMemoryBytes)
 	}
 	positive := func(path string, d Duration) {
 		if d <= 0 {

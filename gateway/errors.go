@@ -118,6 +118,18 @@ func errUpstreamTransport(backend string, cause error) *apiError {
 		msg: fmt.Sprintf("Backend %q could not be reached.", backend), outcome: outcomeUpstreamError, cause: cause}
 }
 
+func errUpstreamTooLarge(backend string, limit int64) *apiError {
+	return &apiError{status: http.StatusBadGateway, typ: "server_error", code: "upstream_response_too_large",
+		msg:     fmt.Sprintf("Backend %q answered with more than max_response_bytes (%d bytes).", backend, limit),
+		outcome: outcomeUpstreamError, cause: errAnswerTooLarge}
+}
+
+func errAnswersBudgetFull() *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "memory_budget_full",
+		msg:     "The gateway's memory for buffered answers (response_memory_bytes) is full; retry later.",
+		outcome: outcomeShed, retryAfter: time.Second}
+}
+
 func errUpstreamTimeout(backend string, cause error) *apiError {
 	return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "upstream_timeout",
 		msg: fmt.Sprintf("Backend %q did not answer in time.", backend), outcome: outcomeTimeout, cause: cause}

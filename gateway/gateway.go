@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/llmgate/llmgate/telemetry"
 	"github.com/llmgate/llmgate/tokenizer"
@@ -38,12 +38,13 @@ type Gateway struct {
 	client   *http.Client
 	backends []*backend
 	models   atomic.Pointer[modelTable]
-	discover *discoverer   // nil when models are configured
-	notReady atomic.Bool   // /readyz answers 503: set first on shutdown
-	draining atomic.Bool   // new requests are refused: set once the listener closes
-	rr       atomic.Uint64 // rotates ties between equally loaded backends
-	buffers  sync.Pool     // *bytes.Buffer for buffered relays
-	texts    sync.Pool     // *[]byte keeping a stream's text, so that relaying a chunk allocates nothing
+	discover *discoverer         // nil when models are configured
+	notReady atomic.Bool         // /readyz answers 503: set first on shutdown
+	draining atomic.Bool         // new requests are refused: set once the listener closes
+	rr       atomic.Uint64       // rotates ties between equally loaded backends
+	buffers  sync.Pool           // *[]byte for buffered answers
+	answers  *semaphore.Weighted // response_memory_bytes: what all buffered answers may hold
+	texts    sync.Pool           // *[]byte keeping a stream's text, so that relaying a chunk allocates nothing
 	idPrefix string
 	idSeq    atomic.Uint64
 	started  time.Time      // reported as the creation time of model cards
@@ -59,7 +60,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if g.reg == nil {
 		g.reg = telemetry.NewRegistry()
 	}
-	g.buffers.New = func() any { return new(bytes.Buffer) }
+	g.buffers.New = func() any { return new([]byte) }
+	g.answers = semaphore.NewWeighted(cfg.ResponseMemoryBytes)
 	g.texts.New = func() any { b := make([]byte, 0, 4096); return &b }
 	g.client = &http.Client{Transport: newTransport(cfg.Upstream),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"bytes"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,18 +17,27 @@ const maxPooledBuffer = 1 << 20
 // (so that it can read usage and set Server-Timing), then writes status, headers and body as
 // the backend sent them. An upstream's own error status and body reach the client unchanged.
 func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt) error {
-	buf := g.buffers.Get().(*bytes.Buffer)
-	buf.Reset()
+	pooled := g.buffers.Get().(*[]byte)
+	ab, err := readAnswer(a.resp.Body, a.resp.ContentLength, g.cfg.MaxResponseBytes, g.answers, *pooled)
 	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			g.buffers.Put(buf)
+		ab.release()
+		if ab.b != nil && cap(ab.b) <= maxPooledBuffer {
+			*pooled = ab.b[:0]
 		}
+		g.buffers.Put(pooled)
 	}()
-	if _, err := buf.ReadFrom(a.resp.Body); err != nil {
+	switch {
+	case errors.Is(err, errAnswerTooLarge):
+		return errUpstreamTooLarge(st.backend, g.cfg.MaxResponseBytes)
+	case err != nil:
+		var e *apiError
+		if errors.As(err, &e) {
+			return e
+		}
 		return g.classify(r, a, err)
 	}
 	st.upstreamTotal = time.Since(st.upstreamStart)
-	body, status := buf.Bytes(), a.resp.StatusCode
+	body, status := ab.b, a.resp.StatusCode
 	st.status, st.outcome = status, outcomeForStatus(status)
 	if status < 300 {
 		st.usage = usageFrom(gjson.Get(unsafeString(body), "usage"))
@@ -41,7 +50,7 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamTotal, st.upstreamTotal))
 	st.committed = true
 	w.WriteHeader(status)
-	if _, err := w.Write(body); err != nil {
+	if err := writeAnswer(w, body, g.cfg.Upstream.ChunkTimeout.D()); err != nil {
 		abort(st, errClientGone(r.Context(), err))
 	}
 	return nil
