@@ -16,29 +16,42 @@ import (
 // otherModel is the metric label of a model the gateway does not serve.
 const otherModel = "other"
 
-// account is step 7, the one place a request's outcome is recorded: metrics and the access-log
-// line. It never logs prompt or completion text, nor any credential.
+// account is step 7, the one place a request's outcome is recorded: metrics, the server
+// span, cost and the access-log line. It never logs prompt or completion text, nor any
+// credential.
 func (g *Gateway) account(ctx context.Context, st *requestState) {
 	d := time.Since(st.start)
-	route := st.kind.path()
-	g.metrics.Finish(route, st.modelLabel, st.status, st.outcome, d)
 	u, source := g.tokens(st)
+	o := telemetry.Outcome{Code: st.status, Outcome: st.outcome, Duration: d, Err: st.err,
+		Tokens: telemetry.Tokens{Input: u.input, Output: u.output, Source: source}, FinishReasons: st.reasons}
 	if st.model != nil {
-		g.metrics.Tokens(st.modelLabel, source, u.input, u.output)
+		o.CostUSD = st.model.price.cost(u.input, u.output)
+		if st.backend != "" {
+			o.ResponseModel = st.model.upstream
+		}
 	}
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
-		return
+	st.tel.Finish(o)
+	if g.log.Enabled(ctx, slog.LevelInfo) {
+		g.log.LogAttrs(ctx, slog.LevelInfo, "request", accessLog(st, o)...)
 	}
-	attrs := make([]slog.Attr, 0, 20)
+}
+
+// accessLog returns the fields of a request's access-log line (DESIGN §6).
+func accessLog(st *requestState, o telemetry.Outcome) []slog.Attr {
+	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs,
 		slog.String("request_id", st.id),
-		slog.String("route", route),
+		slog.String("tenant", telemetry.NoTenant),
+		slog.String("route", st.kind.path()),
 		slog.String("model", clip(st.req.model)),
 		slog.Bool("stream", st.req.stream),
 		slog.Int("status", st.status),
 		slog.String("outcome", st.outcome),
-		slog.Duration("duration", d),
+		slog.Duration("duration", o.Duration),
 	)
+	if id := st.tel.TraceID(); id != "" {
+		attrs = append(attrs, slog.String("trace_id", id))
+	}
 	if st.model != nil && st.backend != "" {
 		attrs = append(attrs, slog.String("served_model", st.model.upstream),
 			slog.String("backend", st.backend),
@@ -48,14 +61,17 @@ func (g *Gateway) account(ctx context.Context, st *requestState) {
 		attrs = append(attrs, slog.Duration("ttft", st.firstToken.Sub(st.start)),
 			slog.Duration("upstream_ttft", st.upstreamTTFT))
 	}
-	if source != "" {
-		attrs = append(attrs, slog.Int("input_tokens", u.input), slog.Int("output_tokens", u.output),
-			slog.String("token_source", source))
+	if o.Tokens.Source != "" {
+		attrs = append(attrs, slog.Int("input_tokens", o.Tokens.Input), slog.Int("output_tokens", o.Tokens.Output),
+			slog.String("token_source", o.Tokens.Source))
+	}
+	if o.CostUSD > 0 {
+		attrs = append(attrs, slog.Float64("cost_usd", o.CostUSD))
 	}
 	if st.err != nil {
 		attrs = append(attrs, slog.String("error", st.err.Error()))
 	}
-	g.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	return attrs
 }
 
 // tokens returns the request's token counts: the backend's usage when it sent one, else an

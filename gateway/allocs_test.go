@@ -9,7 +9,9 @@ import "testing"
 // under which sync.Pool drops items on purpose; make unit runs it without -race.
 func TestRelayStreamAllocsPerChunk(t *testing.T) {
 	const limit = 0.02 // one allocation per 50 chunks; the relay now makes one per 256-chunk stream
-	if got := newHandlerStream(t).allocsPerChunk(50); got > limit {
-		t.Errorf("relaying a chunk allocates %.4f times, want at most %v", got, limit)
+	for _, mode := range telemetryModes {
+		if got := newHandlerStream(t, mode.provider(t)).allocsPerChunk(50); got > limit {
+			t.Errorf("with %s, relaying a chunk allocates %.4f times, want at most %v", mode.name, got, limit)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,8 @@ type backend struct {
 	name    string
 	kind    string
 	base    *url.URL
+	host    string // base's host and port, for spans
+	port    int
 	authz   string // the Authorization value sent upstream; empty sends none
 	maxConc int64  // 0 is no cap
 
@@ -35,7 +38,11 @@ func newBackend(c BackendConfig) (*backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse backend %s url: %w", c.Name, err)
 	}
-	b := &backend{name: c.Name, kind: c.Kind, base: u, maxConc: int64(c.MaxConcurrency)}
+	b := &backend{name: c.Name, kind: c.Kind, base: u, maxConc: int64(c.MaxConcurrency), host: u.Hostname()}
+	b.port, _ = strconv.Atoi(u.Port())
+	if b.port == 0 {
+		b.port = map[string]int{"http": 80, "https": 443}[u.Scheme]
+	}
 	if c.APIKeyEnv != "" {
 		b.authz = "Bearer " + os.Getenv(c.APIKeyEnv)
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // benchChunks is how many content chunks the fake upstream streams per request. The stream
@@ -101,7 +105,7 @@ func benchUpstream(b *testing.B) *httptest.Server {
 
 // newBenchGateway builds a gateway serving bench-model from upstream. logJSON turns the JSON
 // access log on (to io.Discard), as llmgate runs by default; otherwise logging is off.
-func newBenchGateway(b testing.TB, upstream string, logJSON bool) *Gateway {
+func newBenchGateway(b testing.TB, upstream string, logJSON bool, tp ...trace.TracerProvider) *Gateway {
 	b.Helper()
 	cfg, err := ParseConfig(fmt.Appendf(nil, `
 listen: "127.0.0.1:0"
@@ -117,6 +121,9 @@ models:
 		b.Fatalf("ParseConfig: %v", err)
 	}
 	opts := Options{Registry: prometheus.NewRegistry()}
+	if len(tp) > 0 {
+		opts.TracerProvider = tp[0]
+	}
 	if logJSON {
 		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
@@ -277,16 +284,42 @@ func (w *benchWriter) Flush()                      {}
 // BenchmarkRelayStreamHandler runs the gateway's handler on a stream answered in memory and
 // reports allocs/chunk as the handler's marginal allocations per content chunk: allocations
 // of a 256-chunk stream minus those of a 1-chunk stream, over 255. This is the per-chunk cost
-// of the gateway alone, without net/http's or the upstream's.
+// of the gateway alone, without net/http's or the upstream's. It runs with metrics only, and
+// with metrics and tracing, every request sampled or one in ten, spans exported in batches
+// to an exporter that drops them.
 func BenchmarkRelayStreamHandler(b *testing.B) {
-	hs := newHandlerStream(b)
-	perChunk := hs.allocsPerChunk(200)
-	b.SetBytes(int64(hs.want))
-	b.ReportAllocs()
-	for b.Loop() {
-		hs.serve()
+	for _, mode := range telemetryModes {
+		b.Run(mode.name, func(b *testing.B) {
+			hs := newHandlerStream(b, mode.provider(b))
+			perChunk := hs.allocsPerChunk(200)
+			b.SetBytes(int64(hs.want))
+			b.ReportAllocs()
+			for b.Loop() {
+				hs.serve()
+			}
+			b.ReportMetric(perChunk, "allocs/chunk")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(hs.chunk), "ns/chunk")
+		})
 	}
-	b.ReportMetric(perChunk, "allocs/chunk")
+}
+
+// telemetryModes are the telemetry settings the relay is measured under.
+var telemetryModes = []struct {
+	name     string
+	provider func(testing.TB) trace.TracerProvider
+}{
+	{"metrics", func(testing.TB) trace.TracerProvider { return nil }},
+	{"metrics+tracing", func(tb testing.TB) trace.TracerProvider { return benchTracer(tb, 1) }},
+	{"metrics+tracing10%", func(tb testing.TB) trace.TracerProvider { return benchTracer(tb, 0.1) }},
+}
+
+// benchTracer is a tracer provider sampling ratio of the requests and exporting in batches
+// to an exporter that drops the spans.
+func benchTracer(tb testing.TB, ratio float64) trace.TracerProvider {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+		sdktrace.WithSampler(sdktrace.TraceIDRatioBased(ratio)))
+	tb.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return tp
 }
 
 // handlerStream runs the gateway's handler on a stream answered in memory.
@@ -299,8 +332,8 @@ type handlerStream struct {
 	chunk int // content chunks in the stream
 }
 
-func newHandlerStream(tb testing.TB) *handlerStream {
-	g := newBenchGateway(tb, "http://127.0.0.1:1", false)
+func newHandlerStream(tb testing.TB, tp trace.TracerProvider) *handlerStream {
+	g := newBenchGateway(tb, "http://127.0.0.1:1", false, tp)
 	hs := &handlerStream{tb: tb, rt: &benchRoundTripper{}, body: benchRequest(true)}
 	g.client.Transport = hs.rt
 	hs.h = g.publicRoutes()

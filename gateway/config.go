@@ -104,6 +104,22 @@ type ModelConfig struct {
 	// Tokenizer is the BPE encoding for estimates when a backend reports no usage:
 	// cl100k_base or o200k_base. Empty means cl100k_base.
 	Tokenizer string `yaml:"tokenizer"`
+	// Price is what the model's tokens cost, for llmgate_cost_usd_total and the cost_usd log
+	// field. Zero means free: no cost is recorded.
+	Price Price `yaml:"price"`
+}
+
+// Price is a model's price per million tokens, in US dollars.
+type Price struct {
+	// InputPerMillion is the price of a million input (prompt) tokens.
+	InputPerMillion float64 `yaml:"input_per_million"`
+	// OutputPerMillion is the price of a million output (generated) tokens.
+	OutputPerMillion float64 `yaml:"output_per_million"`
+}
+
+// cost returns the price of input and output tokens.
+func (p Price) cost(input, output int) float64 {
+	return (float64(input)*p.InputPerMillion + float64(output)*p.OutputPerMillion) / 1e6
 }
 
 // Duration is a time.Duration written as a string ("250ms") in YAML.
@@ -338,6 +354,9 @@ func (c Config) validateModels() []error {
 		}
 		if m.MaxTokensCap < 0 {
 			add("%s.max_tokens_cap: must be >= 0, got %d", p, m.MaxTokensCap)
+		}
+		if m.Price.InputPerMillion < 0 || m.Price.OutputPerMillion < 0 {
+			add("%s.price: prices must be >= 0, got %v and %v", p, m.Price.InputPerMillion, m.Price.OutputPerMillion)
 		}
 		if !tokenizers[m.Tokenizer] {
 			add("%s.tokenizer: must be cl100k_base or o200k_base, got %q", p, m.Tokenizer)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -45,6 +46,12 @@ type fixture struct {
 // upstream URLs, in order, as backends b0, b1, ….
 func newFixture(t *testing.T, mod func(*Config), upstreams ...string) *fixture {
 	t.Helper()
+	return newTracedFixture(t, mod, nil, upstreams...)
+}
+
+// newTracedFixture is newFixture with spans made by tp.
+func newTracedFixture(t *testing.T, mod func(*Config), tp trace.TracerProvider, upstreams ...string) *fixture {
+	t.Helper()
 	cfg := Config{Models: []ModelConfig{{Name: "m", UpstreamModel: "up-m"}}}
 	for i, u := range upstreams {
 		name := "b" + string(rune('0'+i))
@@ -59,7 +66,7 @@ func newFixture(t *testing.T, mod func(*Config), upstreams ...string) *fixture {
 		t.Fatalf("Validate: %v", err)
 	}
 	f := &fixture{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	g, err := New(cfg, Options{Registry: f.reg, Version: "test",
+	g, err := New(cfg, Options{Registry: f.reg, Version: "test", TracerProvider: tp,
 		Logger: slog.New(slog.NewJSONHandler(f.logs, nil))})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/llmgate/llmgate/telemetry"
@@ -27,6 +29,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Version is reported by llmgate_build_info and -version.
 	Version string
+	// TracerProvider makes the request and upstream spans. Nil means no tracing: incoming
+	// trace context is still passed upstream.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is the running proxy. It is safe for concurrent use; Run serves it.
@@ -35,6 +40,8 @@ type Gateway struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *telemetry.Metrics
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator // W3C trace context, in from clients and out to backends
 	client   *http.Client
 	backends []*backend
 	models   atomic.Pointer[modelTable]
@@ -53,7 +60,8 @@ type Gateway struct {
 
 // New builds a gateway from a validated config. It does no I/O; Run starts serving.
 func New(cfg Config, opts Options) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: opts.Logger, reg: opts.Registry, idPrefix: newIDPrefix(), started: time.Now()}
+	g := &Gateway{cfg: cfg, log: opts.Logger, reg: opts.Registry, idPrefix: newIDPrefix(), started: time.Now(),
+		tracer: telemetry.Tracer(opts.TracerProvider), prop: propagation.TraceContext{}}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

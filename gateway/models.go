@@ -19,6 +19,7 @@ type model struct {
 	upstream string // the name sent upstream
 	pool     []*backend
 	counter  *tokenizer.Counter // for estimates when the backend reports no usage
+	price    Price
 }
 
 // modelTable maps client model names to models. It is immutable once built; the gateway swaps
@@ -49,7 +50,7 @@ func staticModels(cfg []ModelConfig, backends map[string]*backend) (*modelTable,
 		if err != nil {
 			return nil, err
 		}
-		m := &model{name: mc.Name, upstream: mc.UpstreamModel, counter: c}
+		m := &model{name: mc.Name, upstream: mc.UpstreamModel, counter: c, price: mc.Price}
 		if m.upstream == "" {
 			m.upstream = mc.Name
 		}

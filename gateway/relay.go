@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -42,6 +43,13 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	if status < 300 {
 		st.usage = usageFrom(gjson.Get(unsafeString(body), "usage"))
 		keepResponseText(st, body)
+		if st.reasons != nil {
+			for _, fr := range gjson.Get(unsafeString(body), "choices.#.finish_reason").Array() {
+				if fr.Type == gjson.String {
+					st.reasons = append(st.reasons, strings.Clone(fr.Str))
+				}
+			}
+		}
 	}
 	h := w.Header()
 	copyResponseHeaders(h, a.resp.Header)

@@ -30,6 +30,18 @@ func (k routeKind) path() string {
 	}
 }
 
+// operation is the route's GenAI operation name (OpenTelemetry semantic conventions).
+func (k routeKind) operation() string {
+	switch k {
+	case routeChat:
+		return "chat"
+	case routeCompletions:
+		return "text_completion"
+	default:
+		return "embeddings"
+	}
+}
+
 // apiRequest is what the gateway reads from a request body, once. Every other field stays in
 // body untouched.
 type apiRequest struct {

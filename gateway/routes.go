@@ -38,7 +38,12 @@ func (g *Gateway) publicRoutes() http.Handler {
 func (g *Gateway) adminRoutes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(g.recoverPanics)
-	r.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	// OpenMetrics is offered so that a scraper asking for it gets the exemplars (trace IDs)
+	// of the latency histograms; a protobuf scrape also gets their native buckets.
+	r.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg, EnableOpenMetrics: true}))
+	if g.cfg.Telemetry.Pprof {
+		r.Mount("/debug", middleware.Profiler())
+	}
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	return r
 }

@@ -45,7 +45,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, r *http.Request, st *reques
 	if deadlines {
 		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	}
-	obs := g.metrics.Stream(st.modelLabel, st.backend)
+	obs := st.tel.Stream()
 	st.textBuf = g.texts.Get().(*[]byte)
 	st.streamed = (*st.textBuf)[:0]
 	dec := sse.NewDecoder(a.resp.Body)
@@ -89,8 +89,7 @@ func (st *requestState) tokenWritten(obs telemetry.StreamObserver, read time.Tim
 	if st.firstToken.IsZero() {
 		st.firstToken = now
 		st.upstreamTTFT = read.Sub(st.upstreamStart)
-		telemetry.Observe(obs.TTFT, now.Sub(st.start))
-		telemetry.Observe(obs.UpstreamTTFT, st.upstreamTTFT)
+		st.tel.FirstToken(obs, now.Sub(st.start), st.upstreamTTFT)
 	} else {
 		telemetry.Observe(obs.InterToken, now.Sub(st.lastToken))
 	}
@@ -161,6 +160,11 @@ func inspectChunk(st *requestState, data []byte) chunkInfo {
 	}
 	if st.req.kind == routeCompletions {
 		return c.withText(st, choice.Get("text"))
+	}
+	if st.reasons != nil {
+		if fr := choice.Get("finish_reason"); fr.Type == gjson.String {
+			st.reasons = append(st.reasons, strings.Clone(fr.Str))
+		}
 	}
 	delta := choice.Get("delta")
 	c = c.withText(st, delta.Get("content"))

@@ -10,6 +10,10 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/llmgate/llmgate/telemetry"
 )
 
 // attempt is one request sent to one backend.
@@ -20,6 +24,8 @@ type attempt struct {
 	timer    *time.Timer             // cancels the request when a body read waits too long
 	timedOut atomic.Bool             // set by timer before it cancels
 	body     *timedBody              // the response body, arming timer around each read
+	span     telemetry.Attempt       // the attempt's client span, ended by close
+	err      error                   // why the attempt failed, for its span
 }
 
 // close releases what the attempt holds. The backend's in-flight count is forward's to release.
@@ -27,9 +33,12 @@ func (a *attempt) close() {
 	if a.timer != nil {
 		a.timer.Stop()
 	}
+	status := 0
 	if a.resp != nil {
+		status = a.resp.StatusCode
 		_ = a.resp.Body.Close()
 	}
+	a.span.End(status, a.err)
 	a.cancel(nil)
 }
 
@@ -44,13 +53,15 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 			st.reached.Store(true)
 		}
 	}})
-	a := &attempt{b: b, cancel: cancel}
+	ctx, span := st.tel.StartAttempt(ctx, b.name, b.host, b.port)
+	a := &attempt{b: b, cancel: cancel, span: span}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url(st.kind.path()), bytes.NewReader(body))
 	if err != nil {
 		a.close()
 		return nil, errInternal(err)
 	}
 	copyRequestHeaders(req.Header, r.Header)
+	g.prop.Inject(ctx, propagation.HeaderCarrier(req.Header)) // this attempt's span, or the caller's context
 	req.Header.Set("X-Request-Id", st.id)
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -65,6 +76,7 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 	resp, err := g.client.Do(req) //nolint:bodyclose // the attempt owns the body; close() closes it
 	if err != nil {
 		e := g.classify(r, a, err)
+		a.err = e
 		a.close()
 		return nil, e
 	}

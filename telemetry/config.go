@@ -13,6 +13,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is json or text. Empty means json, one object per line.
 	LogFormat string `yaml:"log_format"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener. False, the
+	// default, serves nothing there.
+	Pprof bool `yaml:"pprof"`
 }
 
 // WithDefaults returns c with empty fields set to their documented defaults.

@@ -3,7 +3,6 @@ package telemetry
 import (
 	"fmt"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,11 +22,23 @@ var (
 		0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
 )
 
+// Native histograms are exposed beside the classic buckets to a scraper that negotiates the
+// protobuf format: a growth factor of 1.1 between buckets (schema 3), at most 160 buckets per
+// series, reset at most hourly when that limit is reached.
+const (
+	nativeFactor     = 1.1
+	nativeMaxBuckets = 160
+	nativeMinReset   = time.Hour
+)
+
 // Token sources, the values of the source label of llmgate_tokens_total.
 const (
 	SourceUpstream  = "upstream"
 	SourceEstimated = "estimated"
 )
+
+// NoTenant is the tenant label of a request when no tenants are configured.
+const NoTenant = "none"
 
 // Metrics holds the gateway's request and stream metrics. It is safe for concurrent use.
 type Metrics struct {
@@ -38,8 +49,17 @@ type Metrics struct {
 	interToken   *prometheus.HistogramVec
 	generation   *prometheus.HistogramVec
 	tokens       *prometheus.CounterVec
+	cost         *prometheus.CounterVec
+	retries      *prometheus.CounterVec
 	active       *prometheus.GaugeVec
 	buildInfo    *prometheus.GaugeVec
+}
+
+// histogram returns a histogram vector with classic buckets and native buckets beside them.
+func histogram(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets,
+		NativeHistogramBucketFactor: nativeFactor, NativeHistogramMaxBucketNumber: nativeMaxBuckets,
+		NativeHistogramMinResetDuration: nativeMinReset}, labels)
 }
 
 // NewMetrics creates the metrics and registers them on reg, which should already add the
@@ -47,33 +67,36 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer, version string) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "requests_total",
-			Help: "Requests answered, by route, model, HTTP status and outcome."},
-			[]string{"route", "model", "code", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "request_duration_seconds",
-			Help: "Time from a request's arrival to its last byte.", Buckets: DurationBuckets},
-			[]string{"route", "model"}),
-		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "time_to_first_token_seconds",
-			Help:    "Time from a request's arrival to the first content delta written to the client.",
-			Buckets: TTFTBuckets}, []string{"model", "backend"}),
-		upstreamTTFT: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "upstream_time_to_first_token_seconds",
-			Help:    "Time from sending a request upstream to reading its first content delta.",
-			Buckets: TTFTBuckets}, []string{"model", "backend"}),
-		interToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "inter_token_latency_seconds",
-			Help: "Gap between consecutive content deltas of a stream.", Buckets: InterTokenBuckets},
-			[]string{"model"}),
-		generation: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "generation_duration_seconds",
-			Help: "Time from a stream's first content delta to its last.", Buckets: DurationBuckets},
-			[]string{"model"}),
+			Help: "Requests answered, by route, model, HTTP status, outcome and tenant."},
+			[]string{"route", "model", "code", "outcome", "tenant"}),
+		duration: histogram("request_duration_seconds", "Time from a request's arrival to its last byte.",
+			DurationBuckets, "route", "model"),
+		ttft: histogram("time_to_first_token_seconds",
+			"Time from a request's arrival to the first content delta written to the client.",
+			TTFTBuckets, "model", "backend"),
+		upstreamTTFT: histogram("upstream_time_to_first_token_seconds",
+			"Time from sending a request upstream to reading its first content delta.",
+			TTFTBuckets, "model", "backend"),
+		interToken: histogram("inter_token_latency_seconds", "Gap between consecutive content deltas of a stream.",
+			InterTokenBuckets, "model"),
+		generation: histogram("generation_duration_seconds", "Time from a stream's first content delta to its last.",
+			DurationBuckets, "model"),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tokens_total",
-			Help: "Tokens processed, by type (input, output) and source (upstream usage or estimated)."},
-			[]string{"model", "type", "source"}),
+			Help: "Tokens processed, by type (input, output), source (upstream usage or estimated) and tenant."},
+			[]string{"model", "type", "source", "tenant"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cost_usd_total",
+			Help: "Cost of the tokens processed, in US dollars, from the models' price table."},
+			[]string{"model", "tenant"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "retries_total",
+			Help: "Requests sent again to another backend, by the reason the last attempt failed."},
+			[]string{"model", "reason"}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "active_requests",
 			Help: "Requests in flight in the gateway."}, []string{"route"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "build_info",
 			Help: "Always 1; labels name the build."}, []string{"version", "goversion"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ttft, m.upstreamTTFT,
-		m.interToken, m.generation, m.tokens, m.active, m.buildInfo} {
+		m.interToken, m.generation, m.tokens, m.cost, m.retries, m.active, m.buildInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register request metrics: %w", err)
 		}
@@ -88,35 +111,9 @@ type StreamObserver struct {
 	TTFT, UpstreamTTFT, InterToken, Generation prometheus.Observer
 }
 
-// Stream resolves the observers for a stream of model served by backend.
-func (m *Metrics) Stream(model, backend string) StreamObserver {
-	return StreamObserver{
-		TTFT:         m.ttft.WithLabelValues(model, backend),
-		UpstreamTTFT: m.upstreamTTFT.WithLabelValues(model, backend),
-		InterToken:   m.interToken.WithLabelValues(model),
-		Generation:   m.generation.WithLabelValues(model),
-	}
-}
-
 // Active returns the in-flight gauge of route.
 func (m *Metrics) Active(route string) prometheus.Gauge {
 	return m.active.WithLabelValues(route)
-}
-
-// Finish records a finished request: its count by status and outcome, and its duration.
-func (m *Metrics) Finish(route, model string, code int, outcome string, d time.Duration) {
-	m.requests.WithLabelValues(route, model, strconv.Itoa(code), outcome).Inc()
-	m.duration.WithLabelValues(route, model).Observe(d.Seconds())
-}
-
-// Tokens adds a request's input and output token counts, taken from source.
-func (m *Metrics) Tokens(model, source string, input, output int) {
-	if input > 0 {
-		m.tokens.WithLabelValues(model, "input", source).Add(float64(input))
-	}
-	if output > 0 {
-		m.tokens.WithLabelValues(model, "output", source).Add(float64(output))
-	}
 }
 
 // Observe records v seconds on o when o is set.
@@ -124,4 +121,14 @@ func Observe(o prometheus.Observer, d time.Duration) {
 	if o != nil {
 		o.Observe(d.Seconds())
 	}
+}
+
+// observeExemplar records d on o with exemplar as its exemplar's labels, or plainly when
+// exemplar is nil or o keeps no exemplars.
+func observeExemplar(o prometheus.Observer, d time.Duration, exemplar prometheus.Labels) {
+	if eo, ok := o.(prometheus.ExemplarObserver); ok && exemplar != nil {
+		eo.ObserveWithExemplar(d.Seconds(), exemplar)
+		return
+	}
+	Observe(o, d)
 }
