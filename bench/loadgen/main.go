@@ -54,7 +54,7 @@ const (
 )
 
 var (
-	allTargets = []string{targetDirect, targetProxy, targetGateway}
+	allTargets = []string{targetDirect, targetProxy, targetGateway, targetTraced}
 	allModes   = []string{modeNonStream, modeStream}
 )
 
@@ -72,7 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "per-request timeout; a request past it counts as an error")
 	fs.StringVar(&c.llmgateBin, "llmgate", "", "llmgate `binary`; empty builds ./cmd/llmgate into a temporary directory")
 	fs.StringVar(&c.llmsimBin, "llmsim", "", "llmsim `binary`; empty builds ./cmd/llmsim into a temporary directory")
-	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets to run, in order, from direct, proxy, llmgate; "+
+	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets to run, in order, from direct, proxy, llmgate, llmgate+tracing; "+
 		"naming direct again at the end shows the run-to-run noise in its +p50 and +p99")
 	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: non-stream, stream")
 	fs.BoolVar(&c.serveProxy, "serve-proxy", false, "internal: serve a plain httputil.ReverseProxy to -upstream on -listen and print its address")
@@ -193,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "loadgen: %-8s %-10s %7.1f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d\n",
+			fmt.Fprintf(stderr, "loadgen: %-15s %-10s %7.1f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d\n",
 				r.target, r.mode, r.rate(), ms(r.p50), ms(r.p99), r.errors)
 			if r.firstErr != "" {
 				fmt.Fprintf(stderr, "loadgen:   first error: %s\n", r.firstErr)

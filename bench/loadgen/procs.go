@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,9 @@ const (
 	targetDirect  = "direct"
 	targetProxy   = "proxy"
 	targetGateway = "llmgate"
+	// targetTraced is llmgate with every request traced and its spans exported over OTLP/HTTP
+	// to a sink in this process.
+	targetTraced = "llmgate+tracing"
 )
 
 // startTimeout bounds how long a child may take to print its address and answer its
@@ -76,7 +80,8 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // targets are the three child processes of a run.
 type targets struct {
-	sim, proxy, gateway *proc
+	sim, proxy, gateway, traced *proc
+	sink                        *otlpSink
 }
 
 func (t *targets) target(name string) *proc {
@@ -85,6 +90,8 @@ func (t *targets) target(name string) *proc {
 		return t.sim
 	case targetProxy:
 		return t.proxy
+	case targetTraced:
+		return t.traced
 	default:
 		return t.gateway
 	}
@@ -112,17 +119,29 @@ func startTargets(ctx context.Context, cfg config, dir string) (*targets, error)
 	}
 	t.gateway, err = startProc(ctx, dir, targetGateway, "/readyz", cfg.llmgateBin,
 		"-backend", t.sim.url, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
+	if err != nil || !slices.Contains(cfg.targets, targetTraced) {
+		return t, err
+	}
+	if t.sink, err = startSink(); err != nil {
+		return t, err
+	}
+	t.traced, err = startProcEnv(ctx, dir, targetTraced, "/readyz", cfg.llmgateBin, t.sink.env(),
+		"-backend", t.sim.url, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
 	return t, err
 }
 
 // stop stops every started process, the gateway first.
 func (t *targets) stop(stderr io.Writer) {
-	for _, p := range []*proc{t.gateway, t.proxy, t.sim} {
+	for _, p := range []*proc{t.traced, t.gateway, t.proxy, t.sim} {
 		if p != nil {
 			if err := p.stop(); err != nil {
 				fmt.Fprintf(stderr, "loadgen: stop %s: %v\n", p.name, err)
 			}
 		}
+	}
+	if t.sink != nil {
+		fmt.Fprintf(stderr, "loadgen: the OTLP sink received %d exports, %d bytes\n", t.sink.exports.Load(), t.sink.bytes.Load())
+		t.sink.close()
 	}
 }
 
@@ -140,6 +159,11 @@ var addrPattern = regexp.MustCompile(`listening on http://([0-9.]+:[0-9]+)|"msg"
 // startProc starts bin with args, its output going to a file in dir, waits until it prints
 // its address, then until GET readyPath answers 200.
 func startProc(ctx context.Context, dir, name, readyPath, bin string, args ...string) (*proc, error) {
+	return startProcEnv(ctx, dir, name, readyPath, bin, nil, args...)
+}
+
+// startProcEnv is startProc with env added to the child's environment.
+func startProcEnv(ctx context.Context, dir, name, readyPath, bin string, env []string, args ...string) (*proc, error) {
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -149,6 +173,9 @@ func startProc(ctx context.Context, dir, name, readyPath, bin string, args ...st
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = childAttr()
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
