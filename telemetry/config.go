@@ -13,6 +13,8 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is json or text. Empty means json, one object per line.
 	LogFormat string `yaml:"log_format"`
+	// Tracing configures OTLP trace export; its zero value defers to the OTEL_* environment.
+	Tracing TracingConfig `yaml:"tracing"`
 }
 
 // WithDefaults returns c with empty fields set to their documented defaults.
@@ -23,6 +25,7 @@ func (c Config) WithDefaults() Config {
 	if c.LogFormat == "" {
 		c.LogFormat = "json"
 	}
+	c.Tracing = c.Tracing.WithDefaults()
 	return c
 }
 
@@ -36,6 +39,9 @@ func (c Config) Validate(prefix string) error {
 	case "json", "text":
 	default:
 		errs = append(errs, fmt.Errorf("%slog_format: must be json or text, got %q", prefix, c.LogFormat))
+	}
+	if err := c.Tracing.Validate(prefix + "tracing."); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
