@@ -16,6 +16,8 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener. False, the
 	// default, serves nothing there.
 	Pprof bool `yaml:"pprof"`
+	// Tracing configures OTLP trace export; its zero value defers to the OTEL_* environment.
+	Tracing TracingConfig `yaml:"tracing"`
 }
 
 // WithDefaults returns c with empty fields set to their documented defaults.
@@ -26,6 +28,7 @@ func (c Config) WithDefaults() Config {
 	if c.LogFormat == "" {
 		c.LogFormat = "json"
 	}
+	c.Tracing = c.Tracing.WithDefaults()
 	return c
 }
 
@@ -39,6 +42,9 @@ func (c Config) Validate(prefix string) error {
 	case "json", "text":
 	default:
 		errs = append(errs, fmt.Errorf("%slog_format: must be json or text, got %q", prefix, c.LogFormat))
+	}
+	if err := c.Tracing.Validate(prefix + "tracing."); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
