@@ -100,7 +100,7 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request, kind route
 	cut := in.end(u, err == nil)
 	if err != nil {
 		in.give(reserved)
-		return apiRequest{}, noRelease, in.readError(r.Context(), err, raw.err, cut, limit)
+		return apiRequest{}, noRelease, in.readError(r.Context(), err, raw.err, gz, cut, limit)
 	}
 	release = sync.OnceFunc(func() { in.give(reserved) })
 	if req, err = parseRequest(kind, body); err != nil {
@@ -282,8 +282,9 @@ func (b *netBody) Read(p []byte) (int, error) {
 }
 
 // readError names why reading a body failed: err is what the read returned, netErr what the
-// connection did (nil when the bytes arrived and did not decode).
-func (in *intake) readError(ctx context.Context, err, netErr error, cut bool, limit int64) *apiError {
+// connection did (nil when the bytes arrived and did not decode), gz whether the body was
+// gzip-encoded.
+func (in *intake) readError(ctx context.Context, err, netErr error, gz, cut bool, limit int64) *apiError {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.Is(err, errBodyTooLarge) || errors.As(err, &tooLarge):
@@ -292,7 +293,7 @@ func (in *intake) readError(ctx context.Context, err, netErr error, cut bool, li
 		return errMemoryBudgetFull()
 	case cut:
 		return errDraining()
-	case netErr == nil:
+	case netErr == nil && gz:
 		return errInvalid("", "The gzip-encoded request body could not be decoded: %v.", err)
 	case errors.Is(netErr, os.ErrDeadlineExceeded):
 		return errBodyTimeout(in.timeout)
