@@ -134,7 +134,10 @@ func contains(s []*backend, b *backend) bool {
 	return false
 }
 
-// prober probes one backend's health endpoint on an interval until its context ends.
+// prober probes one backend's health endpoint until its context ends: every interval while
+// the backend is up, and sooner while it is down, with a backoff that starts at
+// firstProbeRetry and doubles up to interval, so that a backend that starts after the
+// gateway (as llmsim under make run) is in service moments after it listens.
 type prober struct {
 	b        *backend
 	client   *http.Client
@@ -142,21 +145,42 @@ type prober struct {
 	log      *slog.Logger
 }
 
+// firstProbeRetry is how soon a backend that failed its probe is probed again.
+const firstProbeRetry = 100 * time.Millisecond
+
 func (p *prober) run(ctx context.Context) {
-	t := time.NewTicker(p.interval)
+	t := time.NewTimer(p.interval)
 	defer t.Stop()
+	var backoff time.Duration // 0 while the backend passes its probes
 	for {
 		err := p.probe(ctx)
 		if ctx.Err() != nil {
 			return // shutting down: say nothing about the backend
 		}
 		p.b.setUp(err == nil, p.log, err)
+		next := p.interval
+		if err != nil {
+			backoff = nextProbeBackoff(backoff, p.interval)
+			next = backoff
+		} else {
+			backoff = 0
+		}
+		t.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// nextProbeBackoff is the wait before the next probe of a backend that is down: firstProbeRetry
+// after the first failure, then doubling, never more than limit (health_interval).
+func nextProbeBackoff(prev, limit time.Duration) time.Duration {
+	if prev <= 0 {
+		return min(firstProbeRetry, limit)
+	}
+	return min(2*prev, limit)
 }
 
 // probe asks the backend's health endpoint once; nil means healthy.

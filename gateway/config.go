@@ -39,6 +39,16 @@ type Config struct {
 	// ShutdownGrace is how long in-flight requests and streams may run once the listener has
 	// closed. Zero means 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// BodyReadTimeout bounds the time to read a whole request body, from the first byte the
+	// handler asks for to the last. A body that stalls past it gets 408. Zero means 30s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// BodyMemoryBytes is the memory that all request bodies being read may hold at once. A
+	// request that would take it past the budget gets 503 with Retry-After. Zero means 256 MiB.
+	BodyMemoryBytes int64 `yaml:"body_memory_bytes"`
+	// TrustedProxies are the addresses (IPs or CIDRs) of proxies in front of the gateway whose
+	// X-Forwarded-* headers are believed. Empty, the default, trusts none: the client's own
+	// forwarding headers are replaced by what the gateway saw.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Upstream tunes the connections to the backends.
 	Upstream UpstreamConfig `yaml:"upstream"`
 	// Backends are the inference servers. At least one is required.
@@ -143,21 +153,23 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Defaults of the fields whose zero value means "the default".
 const (
-	defaultListen         = "127.0.0.1:8080"
-	defaultAdminListen    = "127.0.0.1:8081"
-	defaultMaxBodyBytes   = 32 << 20
-	defaultMaxResponse    = 64 << 20
-	defaultResponseMemory = 256 << 20
-	defaultShutdownGrace  = 30 * time.Second
-	defaultConnectTimeout = 5 * time.Second
-	defaultFirstByte      = 5 * time.Minute
-	defaultChunkTimeout   = 60 * time.Second
-	defaultIdlePerBackend = 1024
-	defaultIdleConnTime   = 90 * time.Second
-	defaultHealthInterval = 5 * time.Second
-	defaultDiscovery      = 30 * time.Second
-	defaultKind           = "vllm"
-	defaultTokenizer      = "cl100k_base"
+	defaultListen          = "127.0.0.1:8080"
+	defaultAdminListen     = "127.0.0.1:8081"
+	defaultMaxBodyBytes    = 32 << 20
+	defaultMaxResponse     = 64 << 20
+	defaultResponseMemory  = 256 << 20
+	defaultShutdownGrace   = 30 * time.Second
+	defaultBodyReadTimeout = 30 * time.Second
+	defaultBodyMemoryBytes = 256 << 20
+	defaultConnectTimeout  = 5 * time.Second
+	defaultFirstByte       = 5 * time.Minute
+	defaultChunkTimeout    = 60 * time.Second
+	defaultIdlePerBackend  = 1024
+	defaultIdleConnTime    = 90 * time.Second
+	defaultHealthInterval  = 5 * time.Second
+	defaultDiscovery       = 30 * time.Second
+	defaultKind            = "vllm"
+	defaultTokenizer       = "cl100k_base"
 )
 
 // LoadConfig reads the YAML file at path strictly (an unknown key is an error), applies the
@@ -177,20 +189,46 @@ func ParseConfig(b []byte) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("parse config: %w", err)
 	}
-	problems := append(keys.unknown, keys.durations...)
+	problems := append(keys.unknown, keys.types...)
+	doc := b
+	if len(problems) > 0 {
+		// Decode what is left once the nodes at fault are out, so that validation still
+		// lists the problems of the rest.
+		if doc, err = yaml.Marshal(keys.clean); err != nil {
+			return Config{}, errors.Join(append(problems, fmt.Errorf("parse config: %w", err))...)
+		}
+	}
 	var c Config
 	// An empty document decodes to io.EOF; it goes on to Validate, which names what is missing.
-	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		if len(keys.durations) == 0 { // else the decoder tripped on one of those, already named
-			problems = append(problems, fmt.Errorf("parse config: %w", err))
-		}
-		return Config{}, errors.Join(problems...)
+	if err := yaml.NewDecoder(bytes.NewReader(doc)).Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, errors.Join(append(problems, fmt.Errorf("parse config: %w", err))...)
 	}
 	c = c.withDefaults()
-	if err := c.Validate(); err != nil || len(problems) > 0 {
-		return Config{}, errors.Join(append(problems, err)...)
+	for _, e := range flattenErrors(c.Validate()) {
+		if !keys.faulty(e.Error()) { // a value of the wrong type is reported once, as such
+			problems = append(problems, e)
+		}
+	}
+	if len(problems) > 0 {
+		return Config{}, errors.Join(problems...)
 	}
 	return c, nil
+}
+
+// flattenErrors lists the leaves of a tree of joined errors.
+func flattenErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	j, ok := err.(interface{ Unwrap() []error }) //nolint:errorlint // walking a join, not matching
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, flattenErrors(e)...)
+	}
+	return out
 }
 
 func (c Config) withDefaults() Config {
@@ -200,6 +238,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxResponseBytes, defaultMaxResponse)
 	setDefault(&c.ResponseMemoryBytes, defaultResponseMemory)
 	setDefault(&c.ShutdownGrace, Duration(defaultShutdownGrace))
+	setDefault(&c.BodyReadTimeout, Duration(defaultBodyReadTimeout))
+	setDefault(&c.BodyMemoryBytes, defaultBodyMemoryBytes)
 	u := &c.Upstream
 	setDefault(&u.ConnectTimeout, Duration(defaultConnectTimeout))
 	setDefault(&u.FirstByteTimeout, Duration(defaultFirstByte))
@@ -267,6 +307,18 @@ func (c Config) Validate() error {
 		}
 	}
 	positive("shutdown_grace", c.ShutdownGrace)
+	positive("body_read_timeout", c.BodyReadTimeout)
+	switch {
+	case c.BodyMemoryBytes < 0:
+		add("body_memory_bytes: must be > 0, got %d", c.BodyMemoryBytes)
+	case c.BodyMemoryBytes < c.MaxBodyBytes:
+		add("body_memory_bytes: must be >= max_body_bytes (%d), got %d", c.MaxBodyBytes, c.BodyMemoryBytes)
+	}
+	for i, s := range c.TrustedProxies {
+		if _, err := parseTrusted(s); err != nil {
+			add("trusted_proxies[%d]: must be an IP address or a CIDR such as 10.0.0.0/8, got %q", i, s)
+		}
+	}
 	if c.ShutdownDelay < 0 {
 		add("shutdown_delay: must be >= 0, got %s", c.ShutdownDelay.D())
 	}
@@ -304,8 +356,11 @@ func (c Config) validateBackends() []error {
 			add("%s.kind: must be vllm, llamacpp, tgi, sglang or openai, got %q", p, b.Kind)
 		}
 		if b.APIKeyEnv != "" {
-			if _, ok := os.LookupEnv(b.APIKeyEnv); !ok {
+			switch v, ok := os.LookupEnv(b.APIKeyEnv); {
+			case !ok:
 				add("%s.api_key_env: environment variable %s is not set", p, b.APIKeyEnv)
+			case strings.TrimSpace(v) == "":
+				add("%s.api_key_env: environment variable %s is empty", p, b.APIKeyEnv)
 			}
 		}
 		if b.MaxConcurrency < 0 {

@@ -73,7 +73,7 @@ telemetry: {log_level: loud}
 		{"bad durations", "shutdown_grace: 5\nupstream: {chunk_timeout: soon}\nbackends: [{name: a, url: \"http://x:1\"}]\n",
 			[]string{"shutdown_grace: must be a duration", "upstream.chunk_timeout: must be a duration"}},
 		{"bad type and unknown key", "max_body_bytes: big\nzz: 1\nbackends: [{name: a, url: \"http://x:1\"}]\n",
-			[]string{"zz: unknown key", "MaxBodyBytes"}},
+			[]string{"zz: unknown key", `max_body_bytes: must be an integer, got "big"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

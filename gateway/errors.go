@@ -202,3 +202,25 @@ func writeError(w http.ResponseWriter, e *apiError) {
 		Param: nullable(e.param), Code: nullable(e.code)}}) // cannot fail: strings only
 	_, _ = w.Write(append(body, '\n'))
 }
+
+// errBodyTimeout answers a request whose body did not arrive whole within body_read_timeout.
+// 408 rather than 400: the body was not bad, it was late, and a client may retry.
+func errBodyTimeout(d time.Duration) *apiError {
+	return &apiError{status: http.StatusRequestTimeout, typ: "invalid_request_error", code: "request_timeout",
+		msg: fmt.Sprintf("The request body did not arrive within %s.", d), outcome: outcomeInvalid}
+}
+
+// errMemoryBudgetFull answers a request whose body does not fit in what is left of
+// body_memory_bytes while other bodies are being read.
+func errMemoryBudgetFull() *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "memory_budget_full",
+		msg:     "The gateway is reading too many request bodies at once; retry later.",
+		outcome: outcomeShed, retryAfter: time.Second, cause: errMemoryBudget}
+}
+
+// errUnsupportedEncoding answers a body in a Content-Encoding the gateway does not decode.
+func errUnsupportedEncoding(coding string) *apiError {
+	return &apiError{status: http.StatusUnsupportedMediaType, typ: "invalid_request_error",
+		code: "unsupported_content_encoding", outcome: outcomeInvalid,
+		msg: fmt.Sprintf("Content-Encoding %q is not supported; send the body unencoded (identity) or gzip-encoded.", clip(coding))}
+}

@@ -54,6 +54,7 @@ type Gateway struct {
 	texts    sync.Pool           // *[]byte keeping a stream's text, so that relaying a chunk allocates nothing
 	idPrefix string
 	idSeq    atomic.Uint64
+	intake   *intake        // request bodies: read deadline, memory budget, forwarding headers (intake.go)
 	started  time.Time      // reported as the creation time of model cards
 	handlers sync.WaitGroup // proxy handlers running; shutdown waits for them after cutting them
 }
@@ -74,6 +75,9 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	g.client = &http.Client{Transport: newTransport(cfg.Upstream),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var err error
+	if g.intake, err = newIntake(cfg); err != nil {
+		return nil, err
+	}
 	prefixed := telemetry.Prefixed(g.reg)
 	if g.metrics, err = telemetry.NewMetrics(prefixed, opts.Version); err != nil {
 		return nil, err
@@ -196,6 +200,7 @@ func waitDelay(d time.Duration, serveErr <-chan error) error {
 func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server, cutRequests context.CancelCauseFunc) {
 	g.notReady.Store(true)
 	g.draining.Store(true)
+	g.intake.cutUploads() // a stalled upload must not hold shutdown for the grace period
 	grace := g.cfg.ShutdownGrace.D()
 	g.log.InfoContext(ctx, "shutting down", slog.Duration("grace", grace))
 	base := context.WithoutCancel(ctx)

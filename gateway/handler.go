@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -128,10 +127,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, st *requestState
 	if g.draining.Load() {
 		return errDraining()
 	}
-	req, err := g.readRequest(r, st.kind) // step 2: parse once
+	req, release, err := g.readRequest(w, r, st.kind) // step 2: parse once
 	if err != nil {
 		return err
 	}
+	defer release() // the body's share of body_memory_bytes, held until the request ends
 	st.req = req
 	m, err := g.lookupModel(req.model)
 	if err != nil {
@@ -146,26 +146,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, st *requestState
 		return err
 	}
 	return g.forward(w, r, st) // steps 5 and 6
-}
-
-// readRequest reads the body within the size limit and parses the fields the gateway acts on.
-func (g *Gateway) readRequest(r *http.Request, kind routeKind) (apiRequest, error) {
-	limit := g.cfg.MaxBodyBytes
-	if r.ContentLength > limit {
-		return apiRequest{}, errTooLarge(limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return apiRequest{}, errTooLarge(limit)
-		}
-		if r.Context().Err() != nil {
-			return apiRequest{}, errClientGone(r.Context(), err)
-		}
-		return apiRequest{}, errInvalid("", "Could not read the request body.")
-	}
-	return parseRequest(kind, body)
 }
 
 func (g *Gateway) lookupModel(name string) (*model, error) {

@@ -10,9 +10,12 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // clientOnlyHeaders never go upstream: the client's credentials (the backend gets its own key),
-// framing the gateway recomputes, and Accept-Encoding, since the gateway reads the body.
+// framing the gateway recomputes, Accept-Encoding, since the gateway reads the body,
+// Content-Encoding, since the gateway decodes a gzip body and sends it decoded, and the
+// forwarding headers, which setForwarded rewrites from what the gateway saw (forwarded.go).
 var clientOnlyHeaders = []string{"Authorization", "Api-Key", "X-Api-Key", "Cookie", "Host",
-	"Content-Length", "Accept-Encoding", "X-Request-Id"}
+	"Content-Length", "Accept-Encoding", "Content-Encoding", "X-Request-Id",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Real-Ip", "Forwarded"}
 
 // upstreamOnlyHeaders are response headers the gateway sets itself.
 var upstreamOnlyHeaders = []string{"Content-Length", "X-Request-Id", "Server-Timing", "X-Llmgate-Backend"}

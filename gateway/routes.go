@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -28,10 +29,28 @@ func (g *Gateway) publicRoutes() http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	r.Get("/readyz", g.ready)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFoundRoute(r.URL.Path)) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errMethod(r.Method, r.URL.Path))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", allowedMethods(r, req.URL.Path))
+		writeError(w, errMethod(req.Method, req.URL.Path))
 	})
 	return r
+}
+
+// routeMethods are the methods allowedMethods looks for, in the order the Allow header lists them.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// allowedMethods lists the methods that mux routes for path, for the Allow header of a 405.
+// A GET route serves HEAD too (middleware.GetHead).
+func allowedMethods(mux *chi.Mux, path string) string {
+	var allowed []string
+	get := mux.Match(chi.NewRouteContext(), http.MethodGet, path)
+	for _, m := range routeMethods {
+		if (m == http.MethodHead && get) || mux.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
 }
 
 // adminRoutes is the operators' listener.

@@ -69,9 +69,7 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 	if b.authz != "" {
 		req.Header.Set("Authorization", b.authz)
 	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		req.Header.Set("X-Forwarded-For", appendForwarded(r.Header.Get("X-Forwarded-For"), ip))
-	}
+	g.setForwarded(req.Header, r)
 	st.upstreamStart = time.Now()
 	resp, err := g.client.Do(req) //nolint:bodyclose // the attempt owns the body; close() closes it
 	if err != nil {
@@ -91,13 +89,6 @@ func (g *Gateway) send(r *http.Request, st *requestState, b *backend, body []byt
 	a.body = &timedBody{r: resp.Body, t: a.timer, d: d}
 	resp.Body = a.body
 	return a, nil
-}
-
-func appendForwarded(prior, ip string) string {
-	if prior == "" {
-		return ip
-	}
-	return prior + ", " + ip
 }
 
 // classify names why an upstream request or body read failed.
