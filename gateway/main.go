@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/llmgate/llmgate/telemetry"
 )
@@ -59,11 +61,27 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	log := telemetry.NewLogger(stderr, cfg.Telemetry)
-	g, err := New(cfg, Options{Logger: log, Version: version})
+	tracing, err := telemetry.NewTracing(ctx, cfg.Telemetry.Tracing, os.Getenv, version)
+	if err != nil {
+		return fmt.Errorf("start tracing: %w", err)
+	}
+	log.Info("tracing", slog.String("export", tracing.Describe()))
+	defer shutdownTracing(tracing, log)
+	g, err := New(cfg, Options{Logger: log, Version: version, TracerProvider: tracing.Provider()})
 	if err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
 	return g.Run(ctx)
+}
+
+// shutdownTracing flushes the spans still buffered, last of all (STYLE §2.5), within a bound
+// so that an unreachable collector cannot hold the exit.
+func shutdownTracing(t *telemetry.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("flush spans", slog.Any("error", err))
+	}
 }
 
 // buildConfig loads the config file, or makes one from -backend flags, then applies the
