@@ -28,7 +28,7 @@ var testSecrets = []struct {
 	{"card visa spaced", "4111 1111 1111 1111", markCard},
 	{"card mastercard dashed", "5500-0000-0000-0004", markCard},
 	{"card amex", "3782 822463 10005", markCard},
-	{"card 19 digits", "6011000990139424000", markCard + "?"}, // filled in by init below
+	{"card 19 digits", "6011000990139424009", markCard},
 	{"ipv4", "192.168.10.42", markIP},
 	{"ipv4 loopback", "127.0.0.1", markIP},
 	{"ipv6", "2001:db8:85a3::8a2e:370:7334", markIP},
@@ -50,21 +50,6 @@ var testSecrets = []struct {
 	{"google", "AIzaSyA1234567890abcdefghijklmnopqrstuv", markKey},
 	{"hugging face", "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", markKey},
 	{"pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc=\n-----END RSA PRIVATE KEY-----", markKey},
-}
-
-func init() {
-	// 6011000990139424000 is not Luhn-valid; make the 19-digit case valid by fixing its check digit.
-	for i := range testSecrets {
-		if testSecrets[i].name == "card 19 digits" {
-			base := testSecrets[i].secret[:18]
-			for d := byte('0'); d <= '9'; d++ {
-				if luhn(base + string(d)) {
-					testSecrets[i].secret = base + string(d)
-				}
-			}
-			testSecrets[i].mark = markCard
-		}
-	}
 }
 
 func TestRedactEachKind(t *testing.T) {
