@@ -34,6 +34,9 @@ func (g *Gateway) account(ctx context.Context, st *requestState) {
 	if g.log.Enabled(ctx, slog.LevelInfo) {
 		g.log.LogAttrs(ctx, slog.LevelInfo, "request", accessLog(st, o)...)
 	}
+	if g.audit != nil && st.model != nil {
+		g.auditRecord(st)
+	}
 }
 
 // accessLog returns the fields of a request's access-log line (DESIGN §6).
@@ -92,12 +95,14 @@ func (g *Gateway) tokens(st *requestState) (usage, string) {
 // stream stays bounded whatever the output length.
 const maxKeptText = 64 << 10
 
-// keepText keeps generated text for an estimate, unless the backend already reported usage.
+// keepText keeps generated text for an estimate, unless the backend already reported usage,
+// or for the audit log (up to keepLimit) when it is on.
 func (st *requestState) keepText(t []byte) {
-	if st.usage.ok {
+	limit := max(st.keepLimit, maxKeptText)
+	if st.usage.ok && st.keepLimit == 0 {
 		return
 	}
-	room := maxKeptText - len(st.streamed)
+	room := limit - len(st.streamed)
 	if len(t) > room {
 		st.skippedText += len(t) - max(room, 0)
 		t = t[:max(room, 0)]

@@ -29,6 +29,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Version is reported by llmgate_build_info and -version.
 	Version string
+	// Audit receives each request's prompt and completion, which it redacts. Nil, the
+	// default, records no content.
+	Audit *telemetry.AuditLog
 	// TracerProvider makes the request and upstream spans. Nil means no tracing: incoming
 	// trace context is still passed upstream.
 	TracerProvider trace.TracerProvider
@@ -40,6 +43,7 @@ type Gateway struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *telemetry.Metrics
+	audit    *telemetry.AuditLog // nil when the audit log is off
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator // W3C trace context, in from clients and out to backends
 	client   *http.Client
@@ -62,7 +66,7 @@ type Gateway struct {
 // New builds a gateway from a validated config. It does no I/O; Run starts serving.
 func New(cfg Config, opts Options) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: opts.Logger, reg: opts.Registry, idPrefix: newIDPrefix(), started: time.Now(),
-		tracer: telemetry.Tracer(opts.TracerProvider), prop: propagation.TraceContext{}}
+		tracer: telemetry.Tracer(opts.TracerProvider), prop: propagation.TraceContext{}, audit: opts.Audit}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

@@ -45,6 +45,7 @@ type requestState struct {
 	textBuf     *[]byte     // the pooled buffer behind streamed, returned by release
 	reached     atomic.Bool // a backend received the whole request: only then are tokens estimated
 	committed   bool        // the response's status line has been written: it can no longer change
+	keepLimit   int         // with the audit log on, the generated text kept whatever the usage
 }
 
 // fail records err as the request's outcome.
@@ -63,6 +64,9 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 		r = r.WithContext(ctx)
 		if st.tel.Recording() {
 			st.reasons = make([]string, 0, 1)
+		}
+		if g.audit != nil {
+			st.keepLimit = g.cfg.Telemetry.Audit.MaxContentBytes
 		}
 		active.Inc()
 		g.handlers.Add(1)

@@ -60,14 +60,21 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "llmgate: config OK")
 		return nil
 	}
-	log := telemetry.NewLogger(stderr, cfg.Telemetry)
+	reg := telemetry.NewRegistry()
+	logs, err := openLogs(cfg.Telemetry, telemetry.Prefixed(reg))
+	if err != nil {
+		return err
+	}
+	defer logs.close() // after tracing's shutdown, which may log
+	log := logs.newLogger(cfg.Telemetry)
 	tracing, err := telemetry.NewTracing(ctx, cfg.Telemetry.Tracing, os.Getenv, version)
 	if err != nil {
 		return fmt.Errorf("start tracing: %w", err)
 	}
 	log.Info("tracing", slog.String("export", tracing.Describe()))
 	defer shutdownTracing(tracing, log)
-	g, err := New(cfg, Options{Logger: log, Version: version, TracerProvider: tracing.Provider()})
+	g, err := New(cfg, Options{Logger: log, Registry: reg, Audit: logs.audit, Version: version,
+		TracerProvider: tracing.Provider()})
 	if err != nil {
 		return fmt.Errorf("start gateway: %w", err)
 	}
