@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,24 +136,33 @@ func startPrometheus(t *testing.T, config []byte) *promProc {
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = f, f
 		err = cmd.Start()
-		f.Close()
+		closeErr := f.Close() // the child has its own descriptor
 		if err != nil {
 			t.Fatalf("start %s: %v", promBin, err)
 		}
 		p := &proc{name: "prometheus", cmd: cmd, logPath: logPath, watched: true}
 		own(t, p)
+		if closeErr != nil {
+			t.Fatal(closeErr)
+		}
 		pp := &promProc{proc: p, url: "http://" + addr}
+		ctx, cancel := context.WithTimeout(t.Context(), promTimeout)
 		ready := poll(promTimeout, func() bool {
 			if p.exited() {
 				return true
 			}
-			resp, err := hc.Get(pp.url + "/-/ready")
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, pp.url+"/-/ready", nil)
 			if err != nil {
-				return false
+				t.Fatal(err)
 			}
-			resp.Body.Close()
+			resp, err := hc.Do(req)
+			if err != nil {
+				return false // not listening yet
+			}
+			_ = resp.Body.Close()
 			return resp.StatusCode == http.StatusOK
 		})
+		cancel()
 		switch {
 		case p.exited() && strings.Contains(p.logs(), "address already in use") && attempt < 3:
 			continue
