@@ -18,7 +18,7 @@ GOLANGCI   := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # Leaves import no other project package; the one allowed edge is sim -> tokenizer.
 LEAVES     := telemetry tokenizer gateway/sse
 
-.PHONY: all build run test vet unit e2e fuzz depcheck lint bench soak clean
+.PHONY: all build run test vet unit e2e fuzz depcheck lint bench soak clean tools rules
 
 all: build
 
@@ -38,8 +38,9 @@ run: build
 	echo "  metrics: http://$(ADMIN)/metrics      Ctrl-C stops both."; echo; \
 	wait $$gw
 
-## test: every test the project has (vet, dependency graph, race unit tests, fuzz, end to end).
-test: vet depcheck unit fuzz e2e
+## test: every test the project has (vet, dependency graph, race unit tests, fuzz, the monitoring
+## rules, end to end).
+test: vet depcheck unit fuzz tools rules e2e
 
 vet:
 	$(GO) vet ./...
@@ -49,11 +50,34 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test$$')
 	$(GO) test -count=1 -run 'Allocs' ./gateway/   # allocation counts: without -race, whose sync.Pool drops items
 
-e2e:
+e2e: tools   # the Prometheus end-to-end test runs Debian's prometheus
 	$(GO) test -race -count=1 -timeout 10m ./test/...
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./gateway/sse
+
+## tools: Debian's prometheus package (prometheus and promtool 2.42), which `make rules` and the
+## end-to-end Prometheus test use; installed with apt-get when promtool or prometheus is missing
+## (as root, or through sudo). A policy-rc.d keeps the package from starting its service (a
+## daemon on :9090) and the service is left disabled.
+tools:
+	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	set -e; sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; policy=/usr/sbin/policy-rc.d; added=; \
+	echo "tools: installing Debian's prometheus package"; \
+	if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' | $$sudo tee $$policy >/dev/null; \
+	  $$sudo chmod 755 $$policy; added=1; fi; \
+	trap '[ -z "$$added" ] || $$sudo rm -f '$$policy EXIT; \
+	$$sudo apt-get update; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	if command -v systemctl >/dev/null; then $$sudo systemctl disable --quiet prometheus 2>/dev/null || true; fi; \
+	promtool --version | head -1
+
+## rules: promtool checks configs/prometheus.yml (with the rule file it loads, resolved next to
+## it), configs/alerts.yml, and runs the rule unit tests of configs/alerts_test.yml.
+rules: tools
+	promtool check config configs/prometheus.yml
+	promtool check rules configs/alerts.yml
+	promtool test rules configs/alerts_test.yml
 
 depcheck:
 	@fail=0; for p in $(LEAVES) sim; do \
