@@ -24,12 +24,6 @@ const (
 	runbooksFile  = "../docs/runbooks.md"
 )
 
-// configHasPriceTable adds a price table to each model of the gateway config of
-// TestMonitoringMetricNames, which llmgate_cost_usd_total needs. It is true: the dashboard's
-// cost panel uses that metric. A gateway built before the price table exists rejects the key,
-// and the test fails at start-up; flip it to false only to try the rest of the test then.
-const configHasPriceTable = true
-
 // dcgmFields are the DCGM exporter's fields that the monitoring files may use; docs/monitoring.md
 // lists them as what the DCGM exporter must export.
 var dcgmFields = []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"}
@@ -333,13 +327,10 @@ func githubAnchor(heading string) string {
 	return sb.String()
 }
 
-// monitoringGatewayConfig is a gateway in front of simURL serving both shared models, with
-// prices when configHasPriceTable says so.
+// monitoringGatewayConfig is a gateway in front of simURL serving both shared models, each
+// with a price, which llmgate_cost_usd_total needs.
 func monitoringGatewayConfig(simURL string) string {
-	price := ""
-	if configHasPriceTable {
-		price = "    price: {input_per_million: 1.0, output_per_million: 2.0}\n"
-	}
+	const price = "    price: {input_per_million: 1.0, output_per_million: 2.0}\n"
 	return fmt.Sprintf(`listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 backends:
