@@ -105,18 +105,23 @@ func TestStreamEstimatesTokensWithoutUsage(t *testing.T) {
 	}
 }
 
-func TestStreamInBandErrorIsRelayedAndCounted(t *testing.T) {
+// TestStreamUpstreamFaultIsRelayedAndCounted: an in-band error event, or an event whose data
+// is not JSON, reaches the client as sent, and the request counts as an upstream error.
+func TestStreamUpstreamFaultIsRelayedAndCounted(t *testing.T) {
 	t.Parallel()
-	errEvent := `data: {"error":{"message":"boom","type":"server_error","code":500}}` + "\n\n"
-	up := sseUpstream(t, helloChunk, errEvent, doneEvent)
-	f := newFixture(t, nil, up.URL)
-	got := readAll(t, f.post(t, "/v1/chat/completions", streamBody).Body)
-	if want := helloChunk + errEvent + doneEvent; got != want {
-		t.Errorf("client got %q, want %q", got, want)
-	}
-	f.srv.Close()
-	if v := f.requests(t, "200", "upstream_error"); v != 1 {
-		t.Errorf("requests_total{200,upstream_error} = %v, want 1", v)
+	for name, bad := range map[string]string{
+		"in-band error": `data: {"error":{"message":"boom","type":"server_error","code":500}}` + "\n\n",
+		"not JSON":      "data: {\"id\":\"c\",\"choices\":[{\"delta\":{\"content\":\"x\"\n\n", // cut JSON
+	} {
+		f := newFixture(t, nil, sseUpstream(t, helloChunk, bad, doneEvent).URL)
+		got := readAll(t, f.post(t, "/v1/chat/completions", streamBody).Body)
+		if want := helloChunk + bad + doneEvent; got != want {
+			t.Errorf("%s: client got %q, want %q", name, got, want)
+		}
+		f.srv.Close()
+		if v := f.requests(t, "200", "upstream_error"); v != 1 {
+			t.Errorf("%s: requests_total{200,upstream_error} = %v, want 1", name, v)
+		}
 	}
 }
 

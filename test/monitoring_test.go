@@ -330,18 +330,7 @@ func githubAnchor(heading string) string {
 // monitoringGatewayConfig is a gateway in front of simURL serving both shared models, each
 // with a price, which llmgate_cost_usd_total needs.
 func monitoringGatewayConfig(simURL string) string {
-	const price = "    price: {input_per_million: 1.0, output_per_million: 2.0}\n"
-	return fmt.Sprintf(`listen: "127.0.0.1:0"
-admin_listen: "127.0.0.1:0"
-backends:
-  - name: sim
-    url: %q
-models:
-  - name: %s
-    backends: [sim]
-%s  - name: %s
-    backends: [sim]
-%s`, simURL, simModel, price, simSmall, price)
+	return gatewayConfigWith(simURL, "    price: {input_per_million: 1.0, output_per_million: 2.0}\n", "")
 }
 
 // sendMonitoringTraffic makes requests through gw that create every series the monitoring

@@ -276,6 +276,12 @@ func writeConfig(t *testing.T, cfg string) string {
 // gatewayConfig returns a config with one backend, "sim" at simURL, serving both shared model
 // names on free loopback ports. extra is YAML appended at the top level.
 func gatewayConfig(simURL, extra string) string {
+	return gatewayConfigWith(simURL, "", extra)
+}
+
+// gatewayConfigWith is gatewayConfig with modelKeys (lines indented for a model's keys)
+// added to each of the two models.
+func gatewayConfigWith(simURL, modelKeys, extra string) string {
 	return fmt.Sprintf(`listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 backends:
@@ -284,9 +290,9 @@ backends:
 models:
   - name: %s
     backends: [sim]
-  - name: %s
+%s  - name: %s
     backends: [sim]
-`, simURL, simModel, simSmall) + extra
+%s`, simURL, simModel, modelKeys, simSmall, modelKeys) + extra
 }
 
 // startSharedGateway starts a gateway of t's own in front of the shared llmsim.
