@@ -21,6 +21,9 @@ const otherModel = "other"
 // credential.
 func (g *Gateway) account(ctx context.Context, st *requestState) {
 	d := time.Since(st.start)
+	if st.upstreamTotal == 0 && !st.upstreamStart.IsZero() { // cut before the backend's last byte
+		st.upstreamTotal = time.Since(st.upstreamStart)
+	}
 	u, source := g.tokens(st)
 	o := telemetry.Outcome{Code: st.status, Outcome: st.outcome, Duration: d, Err: st.err,
 		Tokens: telemetry.Tokens{Input: u.input, Output: u.output, Source: source}, FinishReasons: st.reasons}

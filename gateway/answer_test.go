@@ -96,4 +96,7 @@ func TestAnswerToClientThatNeverReads(t *testing.T) {
 	if !f.g.answers.TryAcquire(f.g.cfg.ResponseMemoryBytes) {
 		t.Errorf("the answers budget was not given back after the cut")
 	}
+	if lines := f.logLines(t); len(lines) != 1 || lines[0]["upstream_duration"] == 0.0 || lines[0]["upstream_duration"] == nil {
+		t.Errorf("access log of the cut answer = %v, want one line with the backend's duration", lines)
+	}
 }

@@ -213,8 +213,10 @@ func (g *Gateway) shutdown(ctx context.Context, public, admin *http.Server, cutR
 	if err := public.Shutdown(ctx); err != nil {
 		g.log.WarnContext(ctx, "grace period over; cutting open requests", slog.Any("error", err))
 		cutRequests(errShuttingDown)
-		_ = public.Close()
+		// The cut requests answer 503 or abort their streams before the connections close;
+		// a client that does not read is bounded by its write deadline, the wait by 5s.
 		waitBounded(&g.handlers, 5*time.Second)
+		_ = public.Close()
 	}
 	actx, acancel := context.WithTimeout(base, time.Second)
 	defer acancel()

@@ -11,11 +11,15 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 
 // clientOnlyHeaders never go upstream: the client's credentials (the backend gets its own key),
 // framing the gateway recomputes, Accept-Encoding, since the gateway reads the body,
-// Content-Encoding, since the gateway decodes a gzip body and sends it decoded, and the
-// forwarding headers, which setForwarded rewrites from what the gateway saw (forwarded.go).
+// Content-Encoding, since the gateway decodes a gzip body and sends it decoded, the
+// forwarding headers and their look-alikes, which setForwarded rewrites from what the gateway
+// saw (forwarded.go), and the trace context, which send injects from the request's context:
+// the caller's own when it was valid, never an invalid one or a tracestate without its trace.
 var clientOnlyHeaders = []string{"Authorization", "Api-Key", "X-Api-Key", "Cookie", "Host",
 	"Content-Length", "Accept-Encoding", "Content-Encoding", "X-Request-Id",
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Real-Ip", "Forwarded"}
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Real-Ip", "Forwarded",
+	"Client-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Forwarded-For",
+	"Traceparent", "Tracestate"}
 
 // upstreamOnlyHeaders are response headers the gateway sets itself.
 var upstreamOnlyHeaders = []string{"Content-Length", "X-Request-Id", "Server-Timing", "X-Llmgate-Backend"}
@@ -33,11 +37,20 @@ func copyResponseHeaders(dst, src http.Header) {
 func copyHeaders(dst, src http.Header, drop []string) {
 	connTokens := src.Values("Connection")
 	for k, vv := range src {
-		if isListed(k, hopHeaders) || isListed(k, drop) || namedIn(k, connTokens) {
+		if isListed(k, hopHeaders) || isListed(k, drop) || namedIn(k, connTokens) || spellsListed(k, drop) {
 			continue
 		}
 		dst[k] = append([]string(nil), vv...)
 	}
+}
+
+// spellsListed reports whether k is a listed name written with underscores for dashes
+// (X-Forwarded_For), which servers that follow CGI's naming read as the listed header.
+func spellsListed(k string, list []string) bool {
+	if !strings.Contains(k, "_") {
+		return false
+	}
+	return isListed(http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")), list)
 }
 
 func isListed(k string, list []string) bool {

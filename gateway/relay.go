@@ -40,6 +40,9 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	st.upstreamTotal = time.Since(st.upstreamStart)
 	body, status := ab.b, a.resp.StatusCode
 	st.status, st.outcome = status, outcomeForStatus(status)
+	if status < 300 && !gjson.Valid(unsafeString(body)) {
+		st.outcome = outcomeUpstreamError // relayed as sent, but the backend failed
+	}
 	if status < 300 {
 		st.usage = usageFrom(gjson.Get(unsafeString(body), "usage"))
 		keepResponseText(st, body)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -28,12 +29,24 @@ func (g *Gateway) publicRoutes() http.Handler {
 	r.Get("/v1/models/*", g.getModel) // model IDs may contain slashes (org/name)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
 	r.Get("/readyz", g.ready)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, errNotFoundRoute(r.URL.Path)) })
+	routeErrors(r)
+	return r
+}
+
+// routeErrors answers a path that r does not route with 404, and a method it does not route
+// for a path it knows with 405 and the Allow header. chi takes any method it has no route
+// for as a 405, even on an unknown path: that is a 404.
+func routeErrors(r *chi.Mux) {
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) { writeError(w, errNotFoundRoute(req.URL.Path)) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", allowedMethods(r, req.URL.Path))
+		allowed := allowedMethods(r, req.URL.Path)
+		if allowed == "" {
+			writeError(w, errNotFoundRoute(req.URL.Path))
+			return
+		}
+		w.Header().Set("Allow", allowed)
 		writeError(w, errMethod(req.Method, req.URL.Path))
 	})
-	return r
 }
 
 // routeMethods are the methods allowedMethods looks for, in the order the Allow header lists them.
@@ -56,7 +69,7 @@ func allowedMethods(mux *chi.Mux, path string) string {
 // adminRoutes is the operators' listener.
 func (g *Gateway) adminRoutes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(g.recoverPanics)
+	r.Use(g.recoverPanics, middleware.GetHead)
 	// OpenMetrics is offered so that a scraper asking for it gets the exemplars (trace IDs)
 	// of the latency histograms; a protobuf scrape also gets their native buckets.
 	r.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg, EnableOpenMetrics: true}))
@@ -64,6 +77,7 @@ func (g *Gateway) adminRoutes() http.Handler {
 		r.Mount("/debug", middleware.Profiler())
 	}
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok") })
+	routeErrors(r)
 	return r
 }
 
@@ -117,7 +131,11 @@ func (g *Gateway) listModels(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (g *Gateway) getModel(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "*")
+	id, err := url.PathUnescape(chi.URLParam(r, "*")) // chi matches the raw path when it has escapes
+	if err != nil {
+		writeError(w, errModelNotFound(chi.URLParam(r, "*")))
+		return
+	}
 	if _, err := g.lookupModel(id); err != nil {
 		writeError(w, asAPIError(err))
 		return
