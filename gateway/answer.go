@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -20,6 +24,9 @@ const (
 // errAnswerTooLarge is the cause of a 502 for an answer over max_response_bytes.
 var errAnswerTooLarge = errors.New("upstream answer exceeds max_response_bytes")
 
+// errNoAnswerMemory says the answers budget has no room for more of an answer.
+var errNoAnswerMemory = errors.New("response_memory_bytes is in use")
+
 // answerBuffer holds one buffered answer. Its memory, counted by capacity, is reserved from
 // the gateway-wide answers budget before the buffer grows, so that all buffered answers
 // together never hold more than response_memory_bytes; release returns the reservation.
@@ -30,8 +37,8 @@ type answerBuffer struct {
 }
 
 // readAnswer reads body whole, within limit bytes and the budget. It returns errAnswerTooLarge
-// past limit, errAnswersBudgetFull (an *apiError) when the budget has no room, or the read
-// error.
+// past limit, errNoAnswerMemory when the budget has no room (with what it read so far), or the
+// read error.
 func readAnswer(body io.Reader, contentLength, limit int64, budget *semaphore.Weighted, pooled []byte) (*answerBuffer, error) {
 	if contentLength > limit {
 		return &answerBuffer{budget: budget}, errAnswerTooLarge
@@ -70,7 +77,7 @@ func (ab *answerBuffer) reserve(n int64) error {
 		return nil
 	}
 	if !ab.budget.TryAcquire(n) {
-		return errAnswersBudgetFull()
+		return errNoAnswerMemory
 	}
 	ab.held += n
 	return nil
@@ -114,4 +121,93 @@ func writeAnswer(w http.ResponseWriter, body []byte, timeout time.Duration) erro
 		body = body[n:]
 	}
 	return nil
+}
+
+// relayPassThrough relays an answer that the answers budget has no room for without holding
+// it: head (what was read before the budget ran out), then the rest as it arrives, each write
+// within its deadline. The generation the backend has done is not thrown away, and memory
+// stays bounded. Usage is read from the answer's tail. max_response_bytes still applies: an
+// answer that passes it once the status is out is cut, as a failed stream is.
+func (g *Gateway) relayPassThrough(w http.ResponseWriter, r *http.Request, st *requestState, a *attempt, head []byte) {
+	h := w.Header()
+	copyResponseHeaders(h, a.resp.Header)
+	if a.resp.ContentLength >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(a.resp.ContentLength, 10))
+	}
+	h.Set("X-LLMGate-Backend", st.backend)
+	h.Set("Server-Timing", serverTiming(time.Since(st.start)-st.upstreamHeaders, st.upstreamHeaders))
+	st.status, st.outcome = a.resp.StatusCode, outcomeForStatus(a.resp.StatusCode)
+	st.committed = true
+	w.WriteHeader(st.status)
+	var tail answerTail
+	sent, limit, timeout := int64(0), g.cfg.MaxResponseBytes, g.cfg.Upstream.ChunkTimeout.D()
+	buf := head
+	if len(buf) == 0 {
+		buf = make([]byte, 0, answerStep)
+	}
+	chunk := make([]byte, answerStep)
+	for {
+		if len(buf) > 0 {
+			if sent += int64(len(buf)); sent > limit {
+				cut(st, errUpstreamTooLarge(st.backend, limit))
+			}
+			if err := writeAnswer(w, buf, timeout); err != nil {
+				abort(st, errClientGone(r.Context(), err))
+			}
+			tail.add(buf)
+		}
+		n, err := a.resp.Body.Read(chunk)
+		buf = chunk[:n]
+		if errors.Is(err, io.EOF) && n == 0 {
+			break
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			cut(st, g.classify(r, a, err))
+		}
+	}
+	st.upstreamTotal = time.Since(st.upstreamStart)
+	if st.status < 300 {
+		st.usage = usageFrom(tail.usage())
+	}
+}
+
+// cut ends a response already begun because of e, keeping the status the client saw unless
+// the client is gone: the connection is aborted so that the client cannot take the cut
+// answer for a whole one.
+func cut(st *requestState, e *apiError) {
+	if e.status == statusClientClosed {
+		abort(st, e)
+	}
+	st.outcome, st.err = e.outcome, e
+	panic(http.ErrAbortHandler)
+}
+
+// answerTail keeps the last bytes of an answer relayed without being held, where an OpenAI
+// answer puts its usage object.
+type answerTail struct{ b []byte }
+
+const answerTailSize = 4 << 10
+
+func (t *answerTail) add(p []byte) {
+	if len(p) >= answerTailSize {
+		t.b = append(t.b[:0], p[len(p)-answerTailSize:]...)
+		return
+	}
+	if len(t.b)+len(p) > 2*answerTailSize {
+		t.b = append(t.b[:0], t.b[len(t.b)-(answerTailSize-len(p)):]...)
+	}
+	t.b = append(t.b, p...)
+}
+
+// usage returns the last "usage" object in the tail, or an empty result.
+func (t *answerTail) usage() gjson.Result {
+	i := bytes.LastIndex(t.b, usageKey)
+	if i < 0 {
+		return gjson.Result{}
+	}
+	rest := bytes.TrimLeft(t.b[i+len(usageKey):], " \t\r\n")
+	if len(rest) == 0 || rest[0] != ':' {
+		return gjson.Result{}
+	}
+	return gjson.ParseBytes(rest[1:])
 }

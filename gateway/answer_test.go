@@ -55,7 +55,10 @@ func TestAnswerOverMaxResponseBytes(t *testing.T) {
 	}
 }
 
-func TestAnswersBudgetFull(t *testing.T) {
+// TestAnswersBudgetFullPassesThrough: with the answers budget in use, an answer is relayed
+// as it arrives instead of being held, so the backend's finished work is not thrown away;
+// its usage still counts, read from the answer's tail, and max_response_bytes still holds.
+func TestAnswersBudgetFullPassesThrough(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *Config) { c.MaxResponseBytes, c.ResponseMemoryBytes = 1<<20, 1<<20 },
 		newRecorder(t, http.StatusOK, chatAnswer).URL)
@@ -63,16 +66,41 @@ func TestAnswersBudgetFull(t *testing.T) {
 		t.Fatal("budget not free at start")
 	}
 	resp := f.post(t, "/v1/chat/completions", `{"model":"m"}`)
-	body := readAll(t, resp.Body)
-	if resp.StatusCode != 503 || gjson.Get(body, "error.code").Str != "memory_budget_full" || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("with the budget full: %d %s, want 503 memory_budget_full with Retry-After", resp.StatusCode, body)
+	if body := readAll(t, resp.Body); resp.StatusCode != 200 || body != chatAnswer {
+		t.Errorf("with the budget full: %d %s, want 200 and the answer as sent", resp.StatusCode, body)
 	}
-	f.g.answers.Release(1 << 20)
-	if resp := f.post(t, "/v1/chat/completions", `{"model":"m"}`); resp.StatusCode != 200 {
-		t.Errorf("with the budget free: %d, want 200", resp.StatusCode)
+	f.srv.Close()
+	if v := f.metric(t, "llmgate_tokens_total", map[string]string{"type": "output", "source": "upstream"}); v != 2 {
+		t.Errorf("output tokens from the passed-through answer = %v, want 2 from its usage", v)
 	}
-	if v := f.requests(t, "503", "shed"); v != 1 {
-		t.Errorf("requests_total{503,shed} = %v, want 1", v)
+
+	big := newFixture(t, func(c *Config) { c.MaxResponseBytes, c.ResponseMemoryBytes = 100<<10, 100<<10 },
+		bigAnswer(t, 300<<10, true))
+	if !big.g.answers.TryAcquire(100 << 10) {
+		t.Fatal("budget not free at start")
+	}
+	resp = big.post(t, "/v1/chat/completions", `{"model":"m"}`)
+	if _, err := io.ReadAll(resp.Body); resp.StatusCode != 200 || err == nil {
+		t.Errorf("a 300 KB answer over a 100 KB cap, passed through: %d, read error %v; want the 200 cut", resp.StatusCode, err)
+	}
+	big.srv.Close()
+	if v := big.requests(t, "200", "upstream_error"); v != 1 {
+		t.Errorf("requests_total{200,upstream_error} = %v, want 1", v)
+	}
+}
+
+func TestAnswerTailUsage(t *testing.T) {
+	t.Parallel()
+	var tail answerTail
+	filler := strings.Repeat(`{"x":"`+strings.Repeat("y", 100)+`"},`, 200)
+	for _, p := range []string{`{"choices":[`, filler, `{"usage":"fake"}],"usa`, `ge" : {"prompt_tokens":7,"completion_tokens":9}}`} {
+		tail.add([]byte(p))
+	}
+	if u := usageFrom(tail.usage()); !u.ok || u.input != 7 || u.output != 9 {
+		t.Errorf("usage from the tail = %+v, want 7 in and 9 out", u)
+	}
+	if len(tail.b) > 2*answerTailSize {
+		t.Errorf("tail holds %d bytes, want at most %d", len(tail.b), 2*answerTailSize)
 	}
 }
 

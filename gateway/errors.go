@@ -124,12 +124,6 @@ func errUpstreamTooLarge(backend string, limit int64) *apiError {
 		outcome: outcomeUpstreamError, cause: errAnswerTooLarge}
 }
 
-func errAnswersBudgetFull() *apiError {
-	return &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "memory_budget_full",
-		msg:     "The gateway's memory for buffered answers (response_memory_bytes) is full; retry later.",
-		outcome: outcomeShed, retryAfter: time.Second}
-}
-
 func errUpstreamTimeout(backend string, cause error) *apiError {
 	return &apiError{status: http.StatusGatewayTimeout, typ: "server_error", code: "upstream_timeout",
 		msg: fmt.Sprintf("Backend %q did not answer in time.", backend), outcome: outcomeTimeout, cause: cause}

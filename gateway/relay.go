@@ -30,11 +30,10 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	switch {
 	case errors.Is(err, errAnswerTooLarge):
 		return errUpstreamTooLarge(st.backend, g.cfg.MaxResponseBytes)
+	case errors.Is(err, errNoAnswerMemory):
+		g.relayPassThrough(w, r, st, a, ab.b)
+		return nil
 	case err != nil:
-		var e *apiError
-		if errors.As(err, &e) {
-			return e
-		}
 		return g.classify(r, a, err)
 	}
 	st.upstreamTotal = time.Since(st.upstreamStart)
