@@ -73,7 +73,7 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 		defer g.handlers.Done()
 		defer active.Dec()
 		defer g.release(st)
-		defer g.finish(r.Context(), w, st) // also when the handler panics
+		defer g.finish(ctx, w, st) // also when the handler panics
 		if err := g.serve(w, r, st); err != nil {
 			e := asAPIError(err)
 			if e.status == statusClientClosed || st.committed {

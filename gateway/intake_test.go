@@ -215,7 +215,9 @@ func TestShutdownCutsStalledUpload(t *testing.T) {
 		t.Errorf("upload cut by shutdown: %d %s, want 503 shutting_down", resp.StatusCode, body)
 	}
 	t.Cleanup(func() {
-		<-done // Run must end before the test, for goleak
+		if err := <-done; err != nil { // Run must end before the test, for goleak
+			t.Errorf("Run = %v, want nil", err)
+		}
 	})
 	select {
 	case err := <-done:

@@ -28,7 +28,7 @@ type logs struct {
 
 // openLogs opens telemetry.log_output and, when enabled, the audit log, registering their
 // dropped-line counters on reg, and starts their writers.
-func openLogs(cfg telemetry.Config, reg prometheus.Registerer) (*logs, error) {
+func openLogs(ctx context.Context, cfg telemetry.Config, reg prometheus.Registerer) (*logs, error) {
 	out, err := telemetry.OpenLogOutput(cfg)
 	if err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func openLogs(cfg telemetry.Config, reg prometheus.Registerer) (*logs, error) {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 	}
-	ctx, stop := context.WithCancel(context.Background()) // the writers outlive Main's ctx: they drain at close
+	ctx, stop := context.WithCancel(context.WithoutCancel(ctx)) // the writers outlive Main's ctx: they drain at close
 	l.stop = stop
 	l.wg.Go(func() { _ = l.access.Run(ctx) })
 	if l.audit != nil {

@@ -61,7 +61,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	reg := telemetry.NewRegistry()
-	logs, err := openLogs(cfg.Telemetry, telemetry.Prefixed(reg))
+	logs, err := openLogs(ctx, cfg.Telemetry, telemetry.Prefixed(reg))
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("start tracing: %w", err)
 	}
 	log.Info("tracing", slog.String("export", tracing.Describe()))
-	defer shutdownTracing(tracing, log)
+	defer shutdownTracing(ctx, tracing, log)
 	g, err := New(cfg, Options{Logger: log, Registry: reg, Audit: logs.audit, Version: version,
 		TracerProvider: tracing.Provider()})
 	if err != nil {
@@ -83,8 +83,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 
 // shutdownTracing flushes the spans still buffered, last of all (STYLE §2.5), within a bound
 // so that an unreachable collector cannot hold the exit.
-func shutdownTracing(t *telemetry.Tracing, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func shutdownTracing(ctx context.Context, t *telemetry.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second) // ctx is done by now
 	defer cancel()
 	if err := t.Shutdown(ctx); err != nil {
 		log.Warn("flush spans", slog.Any("error", err))

@@ -198,7 +198,7 @@ func (pp *promProc) query(t *testing.T, hc *http.Client, expr string) ([]promSam
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("query %s: %d %v: %s", expr, resp.StatusCode, err, b)
+		return nil, fmt.Errorf("query %s: %d %w: %s", expr, resp.StatusCode, err, b)
 	}
 	if r.Status != "success" {
 		return nil, fmt.Errorf("query %s: %d %s", expr, resp.StatusCode, r.Error)
@@ -256,7 +256,7 @@ func TestPrometheus(t *testing.T) {
 		last = prom.expectSamples(t, hc, "targets up", `up{job=~"llmgate|vllm"}`, func(s promSample) bool { return s.value == 1 })
 		if last == nil {
 			if samples, err := prom.query(t, hc, `up`); err != nil || len(samples) != 2 {
-				last = fmt.Errorf("up = %v (%v), want the llmgate and vllm targets", samples, err)
+				last = fmt.Errorf("up = %v (%w), want the llmgate and vllm targets", samples, err)
 			}
 		}
 		return last == nil
