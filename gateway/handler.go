@@ -46,6 +46,8 @@ type requestState struct {
 	reached     atomic.Bool // a backend received the whole request: only then are tokens estimated
 	committed   bool        // the response's status line has been written: it can no longer change
 	keepLimit   int         // with the audit log on, the generated text kept whatever the usage
+	releaseBody func()      // gives the body's memory back to body_memory_bytes; nil before it was read
+	patchHeld   int64       // body_memory_bytes held by the rewritten body sent upstream
 }
 
 // fail records err as the request's outcome.
@@ -80,6 +82,9 @@ func (g *Gateway) handle(kind routeKind) http.HandlerFunc {
 				abort(st, e)
 			}
 			st.fail(e)
+			if st.releaseBody == nil { // answered before the body was read whole
+				refuseBody(w, r)
+			}
 			writeError(w, e)
 		}
 	}
@@ -135,7 +140,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, st *requestState
 	if err != nil {
 		return err
 	}
-	defer release() // the body's share of body_memory_bytes, held until the request ends
+	st.releaseBody = release // held until the request ends: account still reads the body
 	st.req = req
 	m, err := g.lookupModel(req.model)
 	if err != nil {
@@ -178,6 +183,12 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *requestSta
 	body, injectedUsage, err := patchRequest(st.req, st.model.upstream)
 	if err != nil {
 		return errInternal(err)
+	}
+	if len(body) > 0 && &body[0] != &st.req.body[0] { // a rewritten copy: it counts against the budget too
+		if !g.intake.reserve(int64(cap(body))) {
+			return errMemoryBudgetFull()
+		}
+		st.patchHeld = int64(cap(body))
 	}
 	var tried []*backend
 	var lastErr error

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -170,5 +171,51 @@ func TestRunCutRequestGets503(t *testing.T) {
 	}
 	if got := <-result; got != http.StatusServiceUnavailable {
 		t.Errorf("client got %d, want 503", got)
+	}
+}
+
+// TestUnreadBodiesDoNotHoldConnections: a request answered without its body being read (an
+// unknown route, a wrong method, an unsupported encoding) whose client stalls mid-body gets
+// its answer at once and the connection closed soon after, instead of net/http waiting for
+// the rest of the body with no deadline.
+func TestUnreadBodiesDoNotHoldConnections(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, newRecorder(t, http.StatusOK, chatAnswer).URL)
+	for _, c := range []struct {
+		request string
+		want    int
+	}{
+		{"POST /v1/nope HTTP/1.1\r\n", 404},
+		{"PUT /v1/chat/completions HTTP/1.1\r\n", 405},
+		{"POST /v1/chat/completions HTTP/1.1\r\nContent-Encoding: br\r\n", 415},
+	} {
+		conn, err := net.Dial("tcp", addrOf(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		start := time.Now()
+		if _, err := io.WriteString(conn, c.request+"Host: gw\r\nContent-Length: 100000\r\n\r\n{\"m"); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := readResponse(t, conn)
+		_, err = io.ReadAll(conn) // the server closes the connection
+		conn.Close()
+		if resp.StatusCode != c.want || err != nil || time.Since(start) > 5*time.Second {
+			t.Errorf("%q with a stalled body: %d, then %v after %s; want %d and the connection closed within seconds",
+				c.request, resp.StatusCode, err, time.Since(start), c.want)
+		}
+	}
+}
+
+// TestAnnouncedBodyReservedAsItArrives: a client that announces a large body and sends a
+// byte holds a little of body_memory_bytes, not the size it announced.
+func TestAnnouncedBodyReservedAsItArrives(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, newRecorder(t, http.StatusOK, chatAnswer).URL)
+	rawUpload(t, addrOf(f), 32<<20, "{")
+	waitFor(t, "the upload's reservation", func() bool { return f.g.intake.reserved() > 0 })
+	if n := f.g.intake.reserved(); n > 64<<10 {
+		t.Errorf("a stalled 32 MiB upload reserved %d bytes, want at most 64 KiB", n)
 	}
 }

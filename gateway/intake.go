@@ -50,9 +50,12 @@ var (
 	errBodyTooLarge = errors.New("request body is larger than max_body_bytes")
 )
 
-// initialBodyBuffer is the first reservation for a body of unknown size (chunked or
-// gzip-encoded); it doubles as the body grows.
-const initialBodyBuffer = 16 << 10
+// initialBodyBuffer is the first reservation for a body of unknown or large size; it doubles
+// as the body arrives. A body announced at up to smallBody is reserved whole at once.
+const (
+	initialBodyBuffer = 16 << 10
+	smallBody         = 64 << 10
+)
 
 func newIntake(c Config) (*intake, error) {
 	in := &intake{timeout: c.BodyReadTimeout.D(), budget: semaphore.NewWeighted(c.BodyMemoryBytes),
@@ -201,12 +204,13 @@ func (in *intake) give(n int64) {
 func (in *intake) reserved() int64 { return in.inUse.Load() }
 
 // readBody reads src whole into a buffer whose capacity is reserved from body_memory_bytes
-// first: all of hint (a Content-Length) up front when it is known, else a little, doubled
-// as the body grows, never past limit. It returns the bytes reserved, also on an error.
+// before it grows: hint (a Content-Length) up front when it is small, else a little, doubled
+// as the bytes arrive, never past hint or limit. A client that announces a large body and
+// sends nothing holds almost nothing. It returns the bytes reserved, also on an error.
 func (in *intake) readBody(src io.Reader, limit, hint int64) (body []byte, reserved int64, err error) {
-	size := hint
-	if size < 0 || size > limit {
-		size = min(limit, initialBodyBuffer)
+	size := min(limit, initialBodyBuffer)
+	if hint >= 0 && hint <= max(size, smallBody) {
+		size = hint
 	}
 	if !in.reserve(size) {
 		return nil, 0, errMemoryBudget
@@ -229,6 +233,9 @@ func (in *intake) readBody(src io.Reader, limit, hint int64) (body []byte, reser
 				return nil, reserved, errBodyTooLarge
 			}
 			grow := min(max(int64(cap(buf)), initialBodyBuffer), limit-int64(cap(buf)))
+			if hint > int64(cap(buf)) { // the rest of the announced body, at most
+				grow = min(grow, hint-int64(cap(buf)))
+			}
 			if !in.reserve(grow) {
 				return nil, reserved, errMemoryBudget
 			}
@@ -310,4 +317,17 @@ func (in *intake) readError(ctx context.Context, err, netErr error, gz, cut bool
 func clientWentAway(ctx context.Context, err error) bool {
 	return ctx.Err() != nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled)
+}
+
+// refuseBody ends the body of a request answered without reading it (a 404, a 405, a 415, a
+// request refused while draining or past a budget), before the answer, so that net/http does
+// not wait for the rest of it with no deadline: what is left is read for at most a second
+// (256 KiB at most, as net/http would), and the connection closes after the answer.
+func refuseBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second))
+	_ = r.Body.Close()
+	w.Header().Set("Connection", "close")
 }

@@ -92,13 +92,14 @@ func TestClientGoneMidUpload(t *testing.T) {
 	}
 }
 
-// TestBodyMemoryBudget: bodies being read share body_memory_bytes; a request that does not
-// fit gets 503 memory_budget_full with Retry-After, whether its size is announced or it
-// grows while read (chunked), and the budget is whole again once requests end.
+// TestBodyMemoryBudget: bodies being read share body_memory_bytes with the rewritten copies
+// sent upstream (model "m" is renamed, so each request holds its body about twice); a request
+// that does not fit gets 503 memory_budget_full with Retry-After, whether its size is
+// announced or it grows while read (chunked), and the budget is whole again once requests end.
 func TestBodyMemoryBudget(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, http.StatusOK, chatAnswer)
-	f := newFixture(t, func(c *Config) { c.MaxBodyBytes, c.BodyMemoryBytes = 64<<10, 100<<10 }, up.URL)
+	f := newFixture(t, func(c *Config) { c.MaxBodyBytes, c.BodyMemoryBytes = 64<<10, 128<<10 }, up.URL)
 	stalled := rawUpload(t, addrOf(f), 64<<10, `{"model":"m",`) // holds 64 KiB
 	waitFor(t, "the stalled upload's reservation", func() bool { return f.g.intake.reserved() == 64<<10 })
 

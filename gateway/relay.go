@@ -66,8 +66,14 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 	return nil
 }
 
-// release returns the request's pooled stream-text buffer, unless it grew too large to keep.
+// release gives the request's body memory back to body_memory_bytes, and returns its pooled
+// stream-text buffer unless that grew too large to keep. It runs once the request is
+// accounted.
 func (g *Gateway) release(st *requestState) {
+	if st.releaseBody != nil {
+		st.releaseBody()
+	}
+	g.intake.give(st.patchHeld)
 	if st.textBuf == nil || cap(st.streamed) > maxPooledBuffer {
 		return
 	}

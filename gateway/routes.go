@@ -37,8 +37,12 @@ func (g *Gateway) publicRoutes() http.Handler {
 // for a path it knows with 405 and the Allow header. chi takes any method it has no route
 // for as a 405, even on an unknown path: that is a 404.
 func routeErrors(r *chi.Mux) {
-	r.NotFound(func(w http.ResponseWriter, req *http.Request) { writeError(w, errNotFoundRoute(req.URL.Path)) })
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		refuseBody(w, req)
+		writeError(w, errNotFoundRoute(req.URL.Path))
+	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		refuseBody(w, req)
 		allowed := allowedMethods(r, req.URL.Path)
 		if allowed == "" {
 			writeError(w, errNotFoundRoute(req.URL.Path))
