@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -81,7 +82,8 @@ func TestPanicLogHasRequestID(t *testing.T) {
 func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
 	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // a long generation, cancelled by the gateway
+		_, _ = io.Copy(io.Discard, r.Body) // so that the server sees the gateway hang up
+		<-r.Context().Done()               // a long generation, cancelled by the gateway
 	}))
 	t.Cleanup(up.Close)
 	f := newFixture(t, nil, up.URL)
@@ -133,6 +135,46 @@ func TestClientValuesAreClipped(t *testing.T) {
 	for _, line := range strings.Split(f.logs.String(), "\n") {
 		if len(line) > 4096 {
 			t.Errorf("a log line is %d bytes long: %.200s…", len(line), line)
+		}
+	}
+}
+
+// failWriter is a ResponseWriter whose body writes fail from the second on, as writes to a
+// client that went away do.
+type failWriter struct {
+	*httptest.ResponseRecorder
+	writes int
+}
+
+func (f *failWriter) Write(b []byte) (int, error) {
+	if f.writes++; f.writes >= 2 {
+		return 0, errors.New("write: broken pipe")
+	}
+	return f.ResponseRecorder.Write(b)
+}
+
+// TestFailedClientWriteAborts: once a client write fails, the handler aborts the connection
+// (http.ErrAbortHandler) instead of returning as if the answer had ended, for streams and
+// for buffered answers alike.
+func TestFailedClientWriteAborts(t *testing.T) {
+	t.Parallel()
+	big := `{"x":"` + strings.Repeat("a", 200<<10) + `"}` // more than one write step
+	for name, c := range map[string]struct{ upstream, body string }{
+		"stream":   {sseUpstream(t, helloChunk, worldChunk, usageChunk, doneEvent).URL, streamBody},
+		"buffered": {newRecorder(t, http.StatusOK, big).URL, `{"model":"m"}`},
+	} {
+		f := newFixture(t, nil, c.upstream)
+		w := &failWriter{ResponseRecorder: httptest.NewRecorder()}
+		var recovered any
+		func() {
+			defer func() { recovered = recover() }()
+			f.g.publicRoutes().ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(c.body)))
+		}()
+		if recovered != http.ErrAbortHandler { //nolint:errorlint // comparing the panic value
+			t.Errorf("%s: after a failed client write the handler ended with %v, want http.ErrAbortHandler", name, recovered)
+		}
+		if v := f.requests(t, "499", "client_cancelled"); v != 1 {
+			t.Errorf("%s: requests_total{499,client_cancelled} = %v, want 1", name, v)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -83,13 +82,13 @@ func (ab *answerBuffer) reserve(n int64) error {
 	return nil
 }
 
-// grow makes room for at least n more bytes, reserving what the new capacity adds.
+// grow makes room for n more bytes, reserving them before it allocates.
 func (ab *answerBuffer) grow(n int64) error {
-	before := cap(ab.b)
-	grown := slices.Grow(ab.b, int(n))
-	if err := ab.reserve(int64(cap(grown) - before)); err != nil {
+	if err := ab.reserve(n); err != nil {
 		return err
 	}
+	grown := make([]byte, len(ab.b), int64(cap(ab.b))+n)
+	copy(grown, ab.b)
 	ab.b = grown
 	return nil
 }
@@ -120,7 +119,7 @@ func writeAnswer(w http.ResponseWriter, body []byte, timeout time.Duration) erro
 		}
 		body = body[n:]
 	}
-	return nil
+	return rc.Flush() // the last bytes under the deadline too, before it is cleared
 }
 
 // relayPassThrough relays an answer that the answers budget has no room for without holding

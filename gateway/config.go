@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -126,6 +127,9 @@ type Price struct {
 	// OutputPerMillion is the price of a million output (generated) tokens.
 	OutputPerMillion float64 `yaml:"output_per_million"`
 }
+
+// validPrice reports whether p is a price: finite and not negative.
+func validPrice(p float64) bool { return p >= 0 && !math.IsInf(p, 1) }
 
 // cost returns the price of input and output tokens.
 func (p Price) cost(input, output int) float64 {
@@ -410,8 +414,8 @@ func (c Config) validateModels() []error {
 		if m.MaxTokensCap < 0 {
 			add("%s.max_tokens_cap: must be >= 0, got %d", p, m.MaxTokensCap)
 		}
-		if m.Price.InputPerMillion < 0 || m.Price.OutputPerMillion < 0 {
-			add("%s.price: prices must be >= 0, got %v and %v", p, m.Price.InputPerMillion, m.Price.OutputPerMillion)
+		if !validPrice(m.Price.InputPerMillion) || !validPrice(m.Price.OutputPerMillion) {
+			add("%s.price: prices must be finite and >= 0, got %v and %v", p, m.Price.InputPerMillion, m.Price.OutputPerMillion)
 		}
 		if !tokenizers[m.Tokenizer] {
 			add("%s.tokenizer: must be cl100k_base or o200k_base, got %q", p, m.Tokenizer)

@@ -44,9 +44,14 @@ func TestParseConfigExactProblems(t *testing.T) {
 			"max_response_bytes: x\nmodels: [{name: m, backends: [a], price: {input_per_million: -1, output_per_million: cheap}}]\n" + okBackend, []string{
 			`max_response_bytes: must be an integer, got "x"`,
 			`models[0].price.output_per_million: must be a number, got "cheap"`,
-			`models[0].price: prices must be >= 0, got -1 and 0`,
+			`models[0].price: prices must be finite and >= 0, got -1 and 0`,
 			`telemetry.tracing.protocol: must be grpc or http/protobuf, got "smoke"`,
 			`telemetry.tracing.timeout: must be a duration such as "30s", got "abc"`,
+		}},
+		{"infinite price and oversized audit content", "models: [{name: m, backends: [a], price: {input_per_million: .inf}}]\n" +
+			"telemetry: {audit: {max_content_bytes: 1000000000}}\n" + okBackend, []string{
+			`models[0].price: prices must be finite and >= 0, got +Inf and 0`,
+			`telemetry.audit.max_content_bytes: must be > 0 (0 means 65536) and at most 4194304, got 1000000000`,
 		}},
 		{"negative size and bad duration", "max_body_bytes: -5\nshutdown_grace: abc\n" + okBackend, []string{
 			`max_body_bytes: must be > 0, got -5`,

@@ -34,7 +34,8 @@ func (g *Gateway) relayBuffered(w http.ResponseWriter, r *http.Request, st *requ
 		g.relayPassThrough(w, r, st, a, ab.b)
 		return nil
 	case err != nil:
-		return g.classify(r, a, err)
+		a.err = g.classify(r, a, err)
+		return a.err
 	}
 	st.upstreamTotal = time.Since(st.upstreamStart)
 	body, status := ab.b, a.resp.StatusCode

@@ -120,7 +120,7 @@ func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestS
 	} else {
 		e = g.classify(r, a, err)
 	}
-	st.outcome, st.err = e.outcome, e
+	st.outcome, st.err, a.err = e.outcome, e, e
 	if r.Context().Err() != nil { // the client went away, or shutdown cut the stream
 		st.status = e.status
 	}
@@ -158,13 +158,13 @@ func inspectChunk(st *requestState, data []byte) chunkInfo {
 	if !choice.Exists() {
 		return c
 	}
-	if st.req.kind == routeCompletions {
-		return c.withText(st, choice.Get("text"))
-	}
 	if st.reasons != nil {
 		if fr := choice.Get("finish_reason"); fr.Type == gjson.String {
 			st.reasons = append(st.reasons, strings.Clone(fr.Str))
 		}
+	}
+	if st.req.kind == routeCompletions {
+		return c.withText(st, choice.Get("text"))
 	}
 	delta := choice.Get("delta")
 	c = c.withText(st, delta.Get("content"))

@@ -36,6 +36,9 @@ const (
 	defaultAuditMaxSizeMB       = 100
 	defaultAuditMaxBackups      = 5
 	defaultAuditMaxContentBytes = 64 << 10
+	// maxAuditContentBytes bounds max_content_bytes: the gateway keeps that much generated text
+	// per request for the audit log.
+	maxAuditContentBytes = 4 << 20
 )
 
 // AuditQueue is the number of audit lines that may wait for the file; past it lines are
@@ -82,8 +85,8 @@ func (c AuditConfig) validate(prefix, logOutput string) error {
 	if c.MaxBackups < 0 {
 		add("max_backups: must be > 0 (0 means 5), got %d", c.MaxBackups)
 	}
-	if c.MaxContentBytes < 0 {
-		add("max_content_bytes: must be > 0 (0 means 65536), got %d", c.MaxContentBytes)
+	if c.MaxContentBytes < 0 || c.MaxContentBytes > maxAuditContentBytes {
+		add("max_content_bytes: must be > 0 (0 means 65536) and at most %d, got %d", maxAuditContentBytes, c.MaxContentBytes)
 	}
 	return errors.Join(errs...)
 }

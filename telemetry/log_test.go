@@ -47,7 +47,7 @@ func TestConfigValidateLogs(t *testing.T) {
 			Audit: AuditConfig{MaxSizeMB: -1, MaxBackups: -2, MaxContentBytes: -3}},
 			[]string{"telemetry.audit.max_size_mb: must be > 0 (0 means 100), got -1",
 				"telemetry.audit.max_backups: must be > 0 (0 means 5), got -2",
-				"telemetry.audit.max_content_bytes: must be > 0 (0 means 65536), got -3"}},
+				"telemetry.audit.max_content_bytes: must be > 0 (0 means 65536) and at most 4194304, got -3"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

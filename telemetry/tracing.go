@@ -120,11 +120,13 @@ func (c TracingConfig) validate(prefix string, lookupEnv func(string) (string, b
 		if !validHeaderName(name) {
 			add("headers_env: %q is not a valid header name", name)
 		}
-		switch _, set := lookupEnv(env); {
+		switch v, set := lookupEnv(env); {
 		case env == "":
 			add("headers_env.%s: must name an environment variable", name)
 		case !set:
 			add("headers_env.%s: environment variable %s is not set", name, env)
+		case v == "":
+			add("headers_env.%s: environment variable %s is empty", name, env)
 		}
 	}
 	if r := c.SamplingRatio; r != nil && !(*r >= 0 && *r <= 1) {
@@ -457,12 +459,13 @@ func resolveHeaders(cfg TracingConfig, getenv func(string) string) (map[string]s
 	h := map[string]string{}
 	var errs []error
 	if v, name := envTraces(getenv, "HEADERS"); v != "" {
-		for pair := range strings.SplitSeq(v, ",") {
+		for i, pair := range strings.Split(v, ",") {
 			k, val, ok := strings.Cut(pair, "=")
 			k = strings.TrimSpace(k)
 			dec, err := url.PathUnescape(strings.TrimSpace(val))
 			if !ok || !validHeaderName(k) || err != nil {
-				errs = append(errs, fmt.Errorf("%s: want name=value pairs separated by commas, got an entry %q", name, strings.TrimSpace(k)))
+				// Only the entry's position: an entry without "=" may be a secret whole.
+				errs = append(errs, fmt.Errorf("%s: want name=value pairs separated by commas, entry %d is not one", name, i+1))
 				continue
 			}
 			h[k] = dec

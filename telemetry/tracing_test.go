@@ -203,6 +203,9 @@ func TestResolveTracingErrors(t *testing.T) {
 			[]string{"OTEL_EXPORTER_OTLP_ENDPOINT:", "OTEL_EXPORTER_OTLP_TIMEOUT:", "OTEL_EXPORTER_OTLP_HEADERS:", "OTEL_RESOURCE_ATTRIBUTES:"}},
 		{"headers_env variable unset", TracingConfig{Enabled: ptr(true), HeadersEnv: map[string]string{"authorization": "NOT_SET"}}, nil,
 			[]string{"telemetry.tracing.headers_env.authorization: environment variable NOT_SET is not set"}},
+		{"a header entry is never echoed", TracingConfig{}, map[string]string{ep: "http://c:4318",
+			"OTEL_EXPORTER_OTLP_HEADERS": "a=1,api-key:sk-supersecret123"},
+			[]string{"OTEL_EXPORTER_OTLP_HEADERS: want name=value pairs separated by commas, entry 2 is not one"}},
 		{"bad variables are not read when off", TracingConfig{}, map[string]string{"OTEL_TRACES_SAMPLER": "nope", "OTEL_EXPORTER_OTLP_PROTOCOL": "x"}, nil},
 	}
 	for _, c := range cases {
@@ -223,6 +226,9 @@ func TestResolveTracingErrors(t *testing.T) {
 					t.Errorf("resolveTracing(%+v, %v) = %v, want mention of %q", c.cfg, c.env, err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "supersecret") {
+				t.Errorf("resolveTracing error %q repeats a header's value", err)
+			}
 			if _, err := NewTracing(t.Context(), c.cfg, envMap(c.env), "v"); err == nil {
 				t.Errorf("NewTracing(%+v, %v) = nil error, want one", c.cfg, c.env)
 			}
@@ -232,7 +238,7 @@ func TestResolveTracingErrors(t *testing.T) {
 
 func TestTracingConfigValidate(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"TOKEN": "t"}
+	env := map[string]string{"TOKEN": "t", "EMPTY_VAR": ""}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cases := []struct {
 		name string
@@ -245,7 +251,7 @@ func TestTracingConfigValidate(t *testing.T) {
 			ServiceName: "gw", Timeout: time.Second}, nil},
 		{"url endpoint", TracingConfig{Endpoint: "https://collector.example:4318/otlp", Protocol: "http/protobuf"}, nil},
 		{"every problem", TracingConfig{Protocol: "x", Endpoint: "nope", SamplingRatio: ptr(1.5), Timeout: -time.Second,
-			HeadersEnv: map[string]string{"bad name": "TOKEN", "x-empty": "", "x-unset": "UNSET_VAR"}},
+			HeadersEnv: map[string]string{"bad name": "TOKEN", "x-empty": "", "x-unset": "UNSET_VAR", "x-blank": "EMPTY_VAR"}},
 			[]string{
 				`telemetry.tracing.protocol: must be grpc or http/protobuf, got "x"`,
 				`telemetry.tracing.endpoint: must be host:port or an http(s) URL, got "nope"`,
@@ -254,6 +260,7 @@ func TestTracingConfigValidate(t *testing.T) {
 				`telemetry.tracing.headers_env: "bad name" is not a valid header name`,
 				`telemetry.tracing.headers_env.x-empty: must name an environment variable`,
 				`telemetry.tracing.headers_env.x-unset: environment variable UNSET_VAR is not set`,
+				`telemetry.tracing.headers_env.x-blank: environment variable EMPTY_VAR is empty`,
 			}},
 		{"insecure with https", TracingConfig{Endpoint: "https://c:4318", Insecure: true},
 			[]string{"telemetry.tracing.endpoint: insecure is true"}},
