@@ -10,7 +10,7 @@ import "testing"
 func TestRelayStreamAllocsPerChunk(t *testing.T) {
 	const limit = 0.02 // one allocation per 50 chunks; the relay now makes one per 256-chunk stream
 	for _, mode := range telemetryModes {
-		if got := newHandlerStream(t, mode.provider(t)).allocsPerChunk(50); got > limit {
+		if got := newHandlerStream(t, mode).allocsPerChunk(50); got > limit {
 			t.Errorf("with %s, relaying a chunk allocates %.4f times, want at most %v", mode.name, got, limit)
 		}
 	}

@@ -290,7 +290,7 @@ func (w *benchWriter) Flush()                      {}
 func BenchmarkRelayStreamHandler(b *testing.B) {
 	for _, mode := range telemetryModes {
 		b.Run(mode.name, func(b *testing.B) {
-			hs := newHandlerStream(b, mode.provider(b))
+			hs := newHandlerStream(b, mode)
 			perChunk := hs.allocsPerChunk(200)
 			b.SetBytes(int64(hs.want))
 			b.ReportAllocs()
@@ -304,13 +304,18 @@ func BenchmarkRelayStreamHandler(b *testing.B) {
 }
 
 // telemetryModes are the telemetry settings the relay is measured under.
-var telemetryModes = []struct {
-	name     string
-	provider func(testing.TB) trace.TracerProvider
-}{
+var telemetryModes = []telemetryMode{
+	{"off", func(testing.TB) trace.TracerProvider { return nil }},
 	{"metrics", func(testing.TB) trace.TracerProvider { return nil }},
 	{"metrics+tracing", func(tb testing.TB) trace.TracerProvider { return benchTracer(tb, 1) }},
 	{"metrics+tracing10%", func(tb testing.TB) trace.TracerProvider { return benchTracer(tb, 0.1) }},
+}
+
+// telemetryMode is one telemetry setting: off (no metrics, no tracing), metrics only, or
+// metrics with tracing from provider.
+type telemetryMode struct {
+	name     string
+	provider func(testing.TB) trace.TracerProvider
 }
 
 // benchTracer is a tracer provider sampling ratio of the requests and exporting in batches
@@ -332,8 +337,11 @@ type handlerStream struct {
 	chunk int // content chunks in the stream
 }
 
-func newHandlerStream(tb testing.TB, tp trace.TracerProvider) *handlerStream {
-	g := newBenchGateway(tb, "http://127.0.0.1:1", false, tp)
+func newHandlerStream(tb testing.TB, mode telemetryMode) *handlerStream {
+	g := newBenchGateway(tb, "http://127.0.0.1:1", false, mode.provider(tb))
+	if mode.name == "off" {
+		g.metrics = nil // records nothing
+	}
 	hs := &handlerStream{tb: tb, rt: &benchRoundTripper{}, body: benchRequest(true)}
 	g.client.Transport = hs.rt
 	hs.h = g.publicRoutes()

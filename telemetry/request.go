@@ -125,7 +125,7 @@ func errorText(status int, err error) string {
 // Stream returns the stream observers of the request's model and current backend, resolved
 // on first use.
 func (r *Request) Stream() StreamObserver {
-	if r.stream.TTFT == nil {
+	if r.stream.TTFT == nil && r.m != nil {
 		r.stream = StreamObserver{
 			TTFT:         r.m.ttft.WithLabelValues(r.model, r.backend),
 			UpstreamTTFT: r.m.upstreamTTFT.WithLabelValues(r.model, r.backend),
@@ -147,7 +147,9 @@ func (r *Request) FirstToken(obs StreamObserver, ttft, upstreamTTFT time.Duratio
 // Retry counts a request sent again to another backend because the last attempt failed
 // for reason.
 func (r *Request) Retry(reason string) {
-	r.m.retries.WithLabelValues(r.model, reason).Inc()
+	if r.m != nil {
+		r.m.retries.WithLabelValues(r.model, reason).Inc()
+	}
 }
 
 // Tokens is a request's token counts and where they came from; Source is empty when there
@@ -172,6 +174,17 @@ type Outcome struct {
 // Finish records the request once: its count, duration, tokens and cost, and the server
 // span's attributes and status, then ends the span.
 func (r *Request) Finish(o Outcome) {
+	if r.m != nil {
+		r.record(o)
+	}
+	if r.span.IsRecording() {
+		r.finishSpan(o)
+	}
+	r.span.End()
+}
+
+// record adds the request to the metrics.
+func (r *Request) record(o Outcome) {
 	m := r.m
 	m.requests.WithLabelValues(r.route, r.model, strconv.Itoa(o.Code), o.Outcome, r.tenant).Inc()
 	observeExemplar(m.duration.WithLabelValues(r.route, r.model), o.Duration, r.exemplar)
@@ -184,10 +197,6 @@ func (r *Request) Finish(o Outcome) {
 	if o.CostUSD > 0 {
 		m.cost.WithLabelValues(r.model, r.tenant).Add(o.CostUSD)
 	}
-	if r.span.IsRecording() {
-		r.finishSpan(o)
-	}
-	r.span.End()
 }
 
 func (r *Request) finishSpan(o Outcome) {
