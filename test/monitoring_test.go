@@ -144,6 +144,20 @@ func loadRules(t *testing.T) ruleFile {
 	return rf
 }
 
+// expr returns the expression of the recording rule or alert named name.
+func (rf ruleFile) expr(t *testing.T, name string) string {
+	t.Helper()
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Record == name || r.Alert == name {
+				return r.Expr
+			}
+		}
+	}
+	t.Fatalf("%s has no rule %s", alertsFile, name)
+	return ""
+}
+
 // promExpr is one PromQL expression of the monitoring files and where it comes from.
 type promExpr struct {
 	where, expr string
@@ -336,7 +350,8 @@ func monitoringGatewayConfig(simURL string) string {
 
 // sendMonitoringTraffic makes requests through gw that create every series the monitoring
 // files read: a streamed chat (TTFT, inter-token, generation), non-streamed chat, completions
-// and embeddings, an unknown model (404) and an upstream failure (500). It returns how many
+// and embeddings, an unknown model (404), an upstream failure (500) and a stream that fails
+// after its 200 (an in-band error event: code 200, outcome upstream_error). It returns how many
 // requests it made.
 func sendMonitoringTraffic(t *testing.T, hc *http.Client, gw *gwProc) int {
 	t.Helper()
@@ -351,6 +366,7 @@ func sendMonitoringTraffic(t *testing.T, hc *http.Client, gw *gwProc) int {
 		{"/v1/embeddings", `{"model":"sim-model","input":"embed me"}`, nil, 200},
 		{"/v1/chat/completions", `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}`, nil, 404},
 		{"/v1/chat/completions", `{"model":"sim-model","max_tokens":2,"messages":[{"role":"user","content":"fail"}]}`, headers("X-Sim-Fail", "500"), 500},
+		{"/v1/chat/completions", `{"model":"sim-model","stream":true,"max_tokens":4,"messages":[{"role":"user","content":"fail mid-stream"}]}`, headers("X-Sim-Fail", "error-event-after=1"), 200},
 	}
 	for _, r := range reqs {
 		hdr := headers("X-Request-Id", newRequestID(t))

@@ -240,9 +240,9 @@ func (pp *promProc) expectSamples(t *testing.T, hc *http.Client, what, expr stri
 // TestPrometheus runs Debian's Prometheus 2.42 against a real llmgate and llmsim with the
 // project's own prometheus.yml (targets and intervals changed) and alerts.yml, sends traffic,
 // and evaluates the dashboard's TTFT p95, token-rate and error-ratio queries: each must give
-// a plausible answer. The availability recording rule must evaluate, vLLM's series must carry
-// the backend label that the relabelling gives them, and every dashboard query must be one
-// that Prometheus 2.42 accepts.
+// a plausible answer. The availability recording rule must evaluate and count the stream that
+// failed after its 200 as bad, vLLM's series must carry the backend label that the relabelling
+// gives them, and every dashboard query must be one that Prometheus 2.42 accepts.
 func TestPrometheus(t *testing.T) {
 	t.Parallel()
 	gw := startSharedGateway(t, "")
@@ -273,9 +273,16 @@ func TestPrometheus(t *testing.T) {
 			func(s promSample) bool { return s.value > 0 && s.value < 10 }},
 		{"dashboard token rate", d.panelExpr(t, "Tokens per second", "A"),
 			func(s promSample) bool { return s.value > 0 }},
-		{"dashboard error ratio", d.panelExpr(t, "Error ratio (5xx)", "A"),
+		{"dashboard error ratio", d.panelExpr(t, "Error ratio", "A"),
 			func(s promSample) bool { return s.value > 0 && s.value < 1 }},
 		{"availability recording rule", "llmgate:availability_errors:ratio_rate5m",
+			func(s promSample) bool { return s.value > 0 && s.value < 1 }},
+		// The traffic's stream that fails after its 200 is bad by its outcome: the rule's ratio
+		// is above what counting 5xx codes alone gives (there are no 499s, so the denominators
+		// are the same). Both sides are evaluated at the same instant, so the rule's expression
+		// is used rather than the series it records a moment earlier.
+		{"availability rule counts failures after a 200", "(" + loadRules(t).expr(t, "llmgate:availability_errors:ratio_rate5m") + `)
+			> sum(rate(llmgate_requests_total{code=~"5.."}[5m])) / sum(rate(llmgate_requests_total[5m]))`,
 			func(s promSample) bool { return s.value > 0 && s.value < 1 }},
 		{"vLLM series relabelled to backend sim", d.panelExpr(t, "vLLM running and waiting requests", "A"),
 			func(s promSample) bool { return s.labels["backend"] == "sim" }},
