@@ -144,8 +144,8 @@ var (
 func inspectChunk(st *requestState, data []byte) chunkInfo {
 	var c chunkInfo
 	js := unsafeString(data)
-	if !gjson.Valid(js) || bytes.Contains(data, errorKey) && gjson.Get(js, "error").Exists() {
-		c.err = true // not JSON, or an in-band error: relayed, but the request failed upstream
+	if !framedObject(data) || bytes.Contains(data, errorKey) && gjson.Get(js, "error").Exists() {
+		c.err = true // not a JSON object, or an in-band error: relayed, but the request failed upstream
 		return c
 	}
 	if bytes.Contains(data, usageKey) {
@@ -174,6 +174,15 @@ func inspectChunk(st *requestState, data []byte) chunkInfo {
 		c.content = true
 	}
 	return c
+}
+
+// framedObject reports whether data is framed as a JSON object: '{' first and '}' last,
+// white space aside. That catches the malformed events servers send (a truncated chunk, plain
+// text, an HTML error page) for a few nanoseconds; validating every chunk whole would add
+// ~0.13 µs, a sixth of the chunk's inspection. A buffered answer is validated whole.
+func framedObject(data []byte) bool {
+	data = bytes.TrimSpace(data)
+	return len(data) >= 2 && data[0] == '{' && data[len(data)-1] == '}'
 }
 
 // noChoices reports whether a chunk's choices are absent or an empty array.
