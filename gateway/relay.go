@@ -114,8 +114,12 @@ func usageFrom(u gjson.Result) usage {
 	return usage{input: int(in.Int()), output: int(out.Int()), ok: true}
 }
 
-// keepResponseText keeps the generated text of a non-streaming answer, for estimates.
+// keepResponseText keeps the generated text of a non-streaming answer, for estimates or the
+// audit log; it does not look for the text when neither needs it.
 func keepResponseText(st *requestState, body []byte) {
+	if st.usage.ok && st.keepLimit == 0 {
+		return
+	}
 	var path string
 	switch st.req.kind {
 	case routeChat:
