@@ -134,6 +134,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 	if v := f.metric(t, "llmgate_requests_total", map[string]string{"code": "503", "outcome": "shed"}); v != 2 {
 		t.Errorf("requests_total{503,shed} = %v, want 2", v)
 	}
+	f.srv.Close() // waits for the handlers, which give the memory back once accounted
 	if n := f.g.intake.reserved(); n != 0 {
 		t.Errorf("reserved after every request = %d, want 0", n)
 	}
@@ -193,6 +194,7 @@ func TestContentEncoding(t *testing.T) {
 			t.Errorf("%s: message %q does not name the supported encodings", c.name, got)
 		}
 	}
+	f.srv.Close() // waits for the handlers, which give the memory back once accounted
 	if n := f.g.intake.reserved(); n != 0 {
 		t.Errorf("reserved after every request = %d, want 0", n)
 	}

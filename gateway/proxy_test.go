@@ -285,6 +285,7 @@ func TestBackendAtCapIsBusyNotDown(t *testing.T) {
 	if resp := f.post(t, "/v1/chat/completions", `{"model":"m"}`); resp.StatusCode != 200 {
 		t.Errorf("with a free slot: %d, want 200", resp.StatusCode)
 	}
+	f.srv.Close() // waits for the handler, which releases the slot after the answer went out
 	if n := f.g.backends[0].inflight.Load(); n != 0 {
 		t.Errorf("in flight after the request = %d, want 0", n)
 	}
