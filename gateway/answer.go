@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -148,7 +149,7 @@ func (g *Gateway) relayPassThrough(w http.ResponseWriter, r *http.Request, st *r
 	for {
 		if len(buf) > 0 {
 			if sent += int64(len(buf)); sent > limit {
-				cut(st, errUpstreamTooLarge(st.backend, limit))
+				cut(r.Context(), st, errUpstreamTooLarge(st.backend, limit))
 			}
 			if err := writeAnswer(w, buf, timeout); err != nil {
 				abort(st, errClientGone(r.Context(), err))
@@ -161,7 +162,7 @@ func (g *Gateway) relayPassThrough(w http.ResponseWriter, r *http.Request, st *r
 			break
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			cut(st, g.classify(r, a, err))
+			cut(r.Context(), st, g.classify(r, a, err))
 		}
 	}
 	st.upstreamTotal = time.Since(st.upstreamStart)
@@ -170,14 +171,14 @@ func (g *Gateway) relayPassThrough(w http.ResponseWriter, r *http.Request, st *r
 	}
 }
 
-// cut ends a response already begun because of e, keeping the status the client saw unless
-// the client is gone: the connection is aborted so that the client cannot take the cut
-// answer for a whole one.
-func cut(st *requestState, e *apiError) {
-	if e.status == statusClientClosed {
-		abort(st, e)
-	}
+// cut ends a response already begun because of e: the connection is aborted, so that the
+// client cannot take the cut answer for a whole one. The status the client saw stays the
+// request's, unless the request's context ended (the client went away, or shutdown cut it).
+func cut(ctx context.Context, st *requestState, e *apiError) {
 	st.outcome, st.err = e.outcome, e
+	if ctx.Err() != nil {
+		st.status = e.status
+	}
 	panic(http.ErrAbortHandler)
 }
 

@@ -120,11 +120,8 @@ func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, st *requestS
 	} else {
 		e = g.classify(r, a, err)
 	}
-	st.outcome, st.err, a.err = e.outcome, e, e
-	if r.Context().Err() != nil { // the client went away, or shutdown cut the stream
-		st.status = e.status
-	}
-	panic(http.ErrAbortHandler) // handle's deferred finish still records the request
+	a.err = e
+	cut(r.Context(), st, e) // handle's deferred finish still records the request
 }
 
 // chunkInfo is what the gateway reads from one streamed chunk.
